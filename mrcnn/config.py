@@ -1,0 +1,310 @@
+"""Model configuration with Matterport's attribute names, meanings and defaults.
+
+Subclass :class:`Config` and override class attributes, exactly as with Matterport::
+
+    class ShapesConfig(Config):
+        NAME = "shapes"
+        NUM_CLASSES = 1 + 3
+        IMAGE_MIN_DIM = 128
+        IMAGE_MAX_DIM = 128
+
+The derived values (``BATCH_SIZE``, ``IMAGE_SHAPE``, ``IMAGE_META_SIZE``) are computed in ``__init__`` and
+the whole configuration is validated there, so a bad setting fails when the config is made, not an hour into
+training. ``to_dict``/``to_json``/``from_json`` give the round trip every training run uses to record its config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101")
+RESIZE_MODES = ("none", "square", "pad64", "crop")
+LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+_DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
+
+
+class ConfigError(ValueError):
+    """A configuration value that the model cannot work with."""
+
+
+class Config:
+    """Base configuration. Every attribute in UPPER_CASE is a setting."""
+
+    # Name of the configuration; used in log folder and checkpoint names.
+    NAME: str | None = None
+
+    # Images per GPU and number of GPUs; the batch is their product.
+    GPU_COUNT = 1
+    IMAGES_PER_GPU = 2
+
+    # Training steps per epoch and validation steps at the end of each epoch.
+    STEPS_PER_EPOCH = 1000
+    VALIDATION_STEPS = 50
+
+    # "resnet50", "resnet101", "se_resnet50", "se_resnet101", or a callable
+    # f(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5].
+    BACKBONE: str | Callable = "resnet101"
+
+    # With a callable BACKBONE: f(image_shape) -> [levels, (height, width)] of the feature maps.
+    COMPUTE_BACKBONE_SHAPE: Callable | None = None
+
+    # Strides of the FPN levels P2..P6 in pixels.
+    BACKBONE_STRIDES = [4, 8, 16, 32, 64]
+
+    # Width of the fully connected layers of the classifier head.
+    FPN_CLASSIF_FC_LAYERS_SIZE = 1024
+
+    # Channels of the top-down FPN layers.
+    TOP_DOWN_PYRAMID_SIZE = 256
+
+    # Number of classes including background.
+    NUM_CLASSES = 1
+
+    # Anchor side lengths in pixels, one per pyramid level, and width/height ratios.
+    RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)
+    RPN_ANCHOR_RATIOS = [0.5, 1, 2]
+
+    # 1: an anchor at every feature-map cell; 2: every other cell, and so on.
+    RPN_ANCHOR_STRIDE = 1
+
+    # Non-max suppression threshold for RPN proposals.
+    RPN_NMS_THRESHOLD = 0.7
+
+    # Anchors per image used to train the RPN.
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 256
+
+    # Top anchors by score kept before non-max suppression.
+    PRE_NMS_LIMIT = 6000
+
+    # Proposals kept after non-max suppression.
+    POST_NMS_ROIS_TRAINING = 2000
+    POST_NMS_ROIS_INFERENCE = 1000
+
+    # Store instance masks cropped to their box and resized to MINI_MASK_SHAPE (saves memory).
+    USE_MINI_MASK = True
+    MINI_MASK_SHAPE = (56, 56)
+
+    # Resizing: "none", "square", "pad64" or "crop" (see mrcnn.images.resize_image).
+    IMAGE_RESIZE_MODE = "square"
+    IMAGE_MIN_DIM = 800
+    IMAGE_MAX_DIM = 1024
+    # Minimum scaling ratio; 0 means none. Checked after IMAGE_MIN_DIM.
+    IMAGE_MIN_SCALE = 0
+    # 3 for RGB. Other values need a backbone whose first layer is not loaded from COCO.
+    IMAGE_CHANNEL_COUNT = 3
+
+    # Mean pixel (RGB) subtracted from images.
+    MEAN_PIXEL = np.array([123.7, 116.8, 103.9])
+
+    # ROIs per image fed to the classifier and mask heads in training.
+    TRAIN_ROIS_PER_IMAGE = 200
+    # Fraction of positive ROIs among them.
+    ROI_POSITIVE_RATIO = 0.33
+
+    # ROI-align output sizes for the classifier and the mask head.
+    POOL_SIZE = 7
+    MASK_POOL_SIZE = 14
+
+    # Output mask size; changing it means changing the mask head too.
+    MASK_SHAPE = [28, 28]
+
+    # Ground-truth instances kept per image.
+    MAX_GT_INSTANCES = 100
+
+    # Standard deviations of the box refinement targets, RPN and final detections.
+    RPN_BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+    BBOX_STD_DEV = np.array([0.1, 0.1, 0.2, 0.2])
+
+    # Detections kept per image at inference.
+    DETECTION_MAX_INSTANCES = 100
+    # Detections scoring below this are dropped.
+    DETECTION_MIN_CONFIDENCE = 0.7
+    # Non-max suppression threshold between detections of the same class.
+    DETECTION_NMS_THRESHOLD = 0.3
+
+    # SGD with momentum. Matterport's paper value 0.02 tends to make weights explode; 0.001 is the default.
+    LEARNING_RATE = 0.001
+    LEARNING_MOMENTUM = 0.9
+
+    # L2 weight decay on convolution and dense kernels (not on BatchNorm gamma/beta).
+    WEIGHT_DECAY = 0.0001
+
+    # Weights of the five losses in the total loss.
+    LOSS_WEIGHTS = {
+        "rpn_class_loss": 1.0,
+        "rpn_bbox_loss": 1.0,
+        "mrcnn_class_loss": 1.0,
+        "mrcnn_bbox_loss": 1.0,
+        "mrcnn_mask_loss": 1.0,
+    }
+
+    # Train the heads on the RPN's proposals (True) or on ROIs given as an input (False).
+    USE_RPN_ROIS = True
+
+    # Train BatchNorm layers. False freezes them: small batches give poor statistics.
+    TRAIN_BN = False
+
+    # Gradients are clipped to this global norm.
+    GRADIENT_CLIP_NORM = 5.0
+
+    def __init__(self) -> None:
+        self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
+        if self.IMAGE_RESIZE_MODE == "crop":
+            self.IMAGE_SHAPE = np.array([self.IMAGE_MIN_DIM, self.IMAGE_MIN_DIM, self.IMAGE_CHANNEL_COUNT])
+        else:
+            self.IMAGE_SHAPE = np.array([self.IMAGE_MAX_DIM, self.IMAGE_MAX_DIM, self.IMAGE_CHANNEL_COUNT])
+        # image_id + original shape + image shape + window + scale + active class ids
+        self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+        self.validate()
+
+    # -- validation -------------------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the setting if the configuration cannot work."""
+        if not isinstance(self.NUM_CLASSES, (int, np.integer)) or self.NUM_CLASSES < 2:
+            raise ConfigError(
+                f"NUM_CLASSES must be an int >= 2 (background + at least one class), got {self.NUM_CLASSES!r}"
+            )
+        for name in ("GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if not callable(self.BACKBONE) and self.BACKBONE not in KNOWN_BACKBONES:
+            raise ConfigError(f"BACKBONE must be one of {KNOWN_BACKBONES} or a callable, got {self.BACKBONE!r}")
+        if callable(self.BACKBONE) and self.COMPUTE_BACKBONE_SHAPE is None:
+            raise ConfigError("a callable BACKBONE needs COMPUTE_BACKBONE_SHAPE(image_shape) as well")
+        if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
+            raise ConfigError(f"IMAGE_RESIZE_MODE must be one of {RESIZE_MODES}, got {self.IMAGE_RESIZE_MODE!r}")
+        if self.IMAGE_RESIZE_MODE in ("square", "crop", "pad64"):
+            # The FPN halves the image six times (P2..P6) and adds upsampled maps back,
+            # so each side must divide by 2**6.
+            h, w = int(self.IMAGE_SHAPE[0]), int(self.IMAGE_SHAPE[1])
+            if h % 64 or w % 64:
+                raise ConfigError(
+                    f"image size {h}x{w} (from IMAGE_MAX_DIM/IMAGE_MIN_DIM with IMAGE_RESIZE_MODE="
+                    f"{self.IMAGE_RESIZE_MODE!r}) must be divisible by 64 so the FPN levels line up; "
+                    f"try {max(64, 64 * round(h / 64))}"
+                )
+        if self.IMAGE_RESIZE_MODE == "square" and self.IMAGE_MIN_DIM > self.IMAGE_MAX_DIM:
+            raise ConfigError(
+                f"IMAGE_MIN_DIM ({self.IMAGE_MIN_DIM}) cannot exceed IMAGE_MAX_DIM ({self.IMAGE_MAX_DIM})"
+            )
+        if len(self.BACKBONE_STRIDES) != len(self.RPN_ANCHOR_SCALES):
+            raise ConfigError(
+                f"RPN_ANCHOR_SCALES needs one scale per pyramid level: {len(self.RPN_ANCHOR_SCALES)} scales "
+                f"for {len(self.BACKBONE_STRIDES)} BACKBONE_STRIDES"
+            )
+        if len(self.MEAN_PIXEL) != self.IMAGE_CHANNEL_COUNT:
+            raise ConfigError(
+                f"MEAN_PIXEL has {len(self.MEAN_PIXEL)} values for IMAGE_CHANNEL_COUNT={self.IMAGE_CHANNEL_COUNT}"
+            )
+        if not 0 < self.ROI_POSITIVE_RATIO <= 1:
+            raise ConfigError(f"ROI_POSITIVE_RATIO must be in (0, 1], got {self.ROI_POSITIVE_RATIO}")
+        for name in ("RPN_NMS_THRESHOLD", "DETECTION_NMS_THRESHOLD", "DETECTION_MIN_CONFIDENCE"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+        if tuple(self.MASK_SHAPE) != (2 * self.MASK_POOL_SIZE, 2 * self.MASK_POOL_SIZE):
+            raise ConfigError(
+                f"MASK_SHAPE {list(self.MASK_SHAPE)} must be twice MASK_POOL_SIZE ({self.MASK_POOL_SIZE}): "
+                "the mask head upsamples once"
+            )
+        missing = set(LOSS_NAMES) - set(self.LOSS_WEIGHTS)
+        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+        if missing or unknown:
+            raise ConfigError(
+                f"LOSS_WEIGHTS must have exactly the keys {LOSS_NAMES}; missing {sorted(missing)}, "
+                f"unknown {sorted(unknown)}"
+            )
+        if self.TRAIN_ROIS_PER_IMAGE < 1 or self.MAX_GT_INSTANCES < 1 or self.DETECTION_MAX_INSTANCES < 1:
+            raise ConfigError("TRAIN_ROIS_PER_IMAGE, MAX_GT_INSTANCES and DETECTION_MAX_INSTANCES must be >= 1")
+        if self.PRE_NMS_LIMIT < self.POST_NMS_ROIS_INFERENCE:
+            raise ConfigError(
+                f"PRE_NMS_LIMIT ({self.PRE_NMS_LIMIT}) must be at least POST_NMS_ROIS_INFERENCE "
+                f"({self.POST_NMS_ROIS_INFERENCE})"
+            )
+
+    # -- inspection and serialisation --------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """All settings (upper-case attributes, derived ones included) as plain Python values."""
+        out = {}
+        for name in dir(self):
+            if name.isupper() and not name.startswith("_"):
+                value = getattr(self, name)
+                if callable(value) and not isinstance(value, type):
+                    value = getattr(value, "__qualname__", repr(value))
+                out[name] = _to_plain(value)
+        return out
+
+    def display(self) -> None:
+        """Print every setting, one per line, as Matterport does."""
+        print("\nConfigurations:")
+        for key, value in self.to_dict().items():
+            print(f"{key:30} {value}")
+        print("\n")
+
+    def to_json(self, path: str | None = None) -> str:
+        """Serialise the settings to JSON; write them to ``path`` when given. Returns the JSON text."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str) -> Config:
+        """Make a config from JSON text or a JSON file written by :meth:`to_json`.
+
+        Settings override the class defaults; derived values are recomputed, and a callable BACKBONE (stored
+        by name) must be set again by the caller.
+        """
+        if source.lstrip().startswith("{"):
+            data = json.loads(source)
+        else:
+            with open(source, encoding="utf-8") as f:
+                data = json.load(f)
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Make a config whose settings are ``data`` (as produced by :meth:`to_dict`)."""
+        defaults = {name for name in dir(cls) if name.isupper()}
+        attrs = {}
+        for key, value in data.items():
+            if key in _DERIVED:
+                continue
+            if key not in defaults:
+                raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
+            default = getattr(cls, key)
+            if isinstance(default, np.ndarray):
+                value = np.array(value, dtype=default.dtype)
+            elif isinstance(default, tuple) and isinstance(value, list):
+                value = tuple(value)
+            elif callable(default) and isinstance(value, str):
+                continue
+            attrs[key] = value
+        restored = type(cls.__name__, (cls,), attrs)
+        return restored()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} NAME={self.NAME!r} BACKBONE={self.BACKBONE!r} NUM_CLASSES={self.NUM_CLASSES}>"
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

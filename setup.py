@@ -1,0 +1,38 @@
+"""Installs the ``mrcnn`` and ``fashion`` packages: ``pip install -e .`` (add ``[dev]`` for the test tools)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+
+setup(
+    name="mrcnn-tf2",
+    version="0.1.0",
+    description="Mask R-CNN for TensorFlow 2 / Keras 3 with Matterport's API, built for fashion parsing",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mrcnn", "mrcnn.*", "fashion", "fashion.*"]),
+    include_package_data=True,
+    package_data={"fashion": ["sample/**/*", "sample/*"]},
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy",
+        "scipy",
+        "scikit-image",
+        "h5py",
+        "pycocotools",
+        "matplotlib",
+        "tqdm",
+        "imgaug>=0.4.0",
+    ],
+    extras_require={
+        "dev": ["pytest", "hypothesis", "ruff", "nbmake"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
