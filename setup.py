@@ -18,6 +18,7 @@ setup(
     package_data={"fashion": ["sample/**/*", "sample/*"]},
     install_requires=[
         "tensorflow>=2.16",
+        "tensorboard",
         "keras>=3",
         "numpy",
         "scipy",
@@ -26,6 +27,7 @@ setup(
         "pycocotools",
         "matplotlib",
         "tqdm",
+        "opencv-python",
         "imgaug>=0.4.0",
     ],
     extras_require={

@@ -15,6 +15,7 @@ training. ``to_dict``/``to_json``/``from_json`` give the round trip every traini
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable
@@ -153,6 +154,11 @@ class Config:
     GRADIENT_CLIP_NORM = 5.0
 
     def __init__(self) -> None:
+        # A plain function assigned as a class attribute would bind to the instance; keep it unbound.
+        for name in ("BACKBONE", "COMPUTE_BACKBONE_SHAPE"):
+            value = getattr(self, name)
+            if inspect.ismethod(value) and value.__self__ is self:
+                setattr(self, name, value.__func__)
         self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
         if self.IMAGE_RESIZE_MODE == "crop":
             self.IMAGE_SHAPE = np.array([self.IMAGE_MIN_DIM, self.IMAGE_MIN_DIM, self.IMAGE_CHANNEL_COUNT])
@@ -175,11 +181,15 @@ class Config:
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if not callable(self.BACKBONE) and self.BACKBONE not in KNOWN_BACKBONES:
-            raise ConfigError(f"BACKBONE must be one of {KNOWN_BACKBONES} or a callable, got {self.BACKBONE!r}")
+            raise ConfigError(
+                f"BACKBONE must be one of {KNOWN_BACKBONES} or a callable, got {self.BACKBONE!r}"
+            )
         if callable(self.BACKBONE) and self.COMPUTE_BACKBONE_SHAPE is None:
             raise ConfigError("a callable BACKBONE needs COMPUTE_BACKBONE_SHAPE(image_shape) as well")
         if self.IMAGE_RESIZE_MODE not in RESIZE_MODES:
-            raise ConfigError(f"IMAGE_RESIZE_MODE must be one of {RESIZE_MODES}, got {self.IMAGE_RESIZE_MODE!r}")
+            raise ConfigError(
+                f"IMAGE_RESIZE_MODE must be one of {RESIZE_MODES}, got {self.IMAGE_RESIZE_MODE!r}"
+            )
         if self.IMAGE_RESIZE_MODE in ("square", "crop", "pad64"):
             # The FPN halves the image six times (P2..P6) and adds upsampled maps back,
             # so each side must divide by 2**6.
@@ -222,7 +232,9 @@ class Config:
                 f"unknown {sorted(unknown)}"
             )
         if self.TRAIN_ROIS_PER_IMAGE < 1 or self.MAX_GT_INSTANCES < 1 or self.DETECTION_MAX_INSTANCES < 1:
-            raise ConfigError("TRAIN_ROIS_PER_IMAGE, MAX_GT_INSTANCES and DETECTION_MAX_INSTANCES must be >= 1")
+            raise ConfigError(
+                "TRAIN_ROIS_PER_IMAGE, MAX_GT_INSTANCES and DETECTION_MAX_INSTANCES must be >= 1"
+            )
         if self.PRE_NMS_LIMIT < self.POST_NMS_ROIS_INFERENCE:
             raise ConfigError(
                 f"PRE_NMS_LIMIT ({self.PRE_NMS_LIMIT}) must be at least POST_NMS_ROIS_INFERENCE "

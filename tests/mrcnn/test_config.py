@@ -32,7 +32,11 @@ def test_matterport_defaults():
     assert config.DETECTION_MIN_CONFIDENCE == 0.7 and config.GRADIENT_CLIP_NORM == 5.0
     np.testing.assert_allclose(config.MEAN_PIXEL, [123.7, 116.8, 103.9])
     assert set(config.LOSS_WEIGHTS) == {
-        "rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss"
+        "rpn_class_loss",
+        "rpn_bbox_loss",
+        "mrcnn_class_loss",
+        "mrcnn_bbox_loss",
+        "mrcnn_mask_loss",
     }
 
 
@@ -65,7 +69,9 @@ def test_validation_names_the_setting(override, message):
 
 
 def test_callable_backbone_needs_shape_function():
-    bad = type("BadConfig", (ShapesConfig,), {"BACKBONE": staticmethod(lambda x, stage5=True, train_bn=False: x)})
+    bad = type(
+        "BadConfig", (ShapesConfig,), {"BACKBONE": staticmethod(lambda x, stage5=True, train_bn=False: x)}
+    )
     with pytest.raises(ConfigError, match="COMPUTE_BACKBONE_SHAPE"):
         bad()
 
@@ -98,3 +104,20 @@ def test_display_prints_every_setting(capsys):
     out = capsys.readouterr().out
     for name in ("BATCH_SIZE", "IMAGE_SHAPE", "LOSS_WEIGHTS", "WEIGHT_DECAY"):
         assert name in out
+
+
+def test_callable_backbone_stays_unbound():
+    def backbone(input_image, stage5=True, train_bn=False):
+        return input_image
+
+    def shapes(image_shape):
+        return [[1, 1]]
+
+    class CallableConfig(ShapesConfig):
+        BACKBONE = backbone
+        COMPUTE_BACKBONE_SHAPE = shapes
+
+    config = CallableConfig()
+    assert config.BACKBONE("x") == "x"
+    assert config.COMPUTE_BACKBONE_SHAPE((64, 64)) == [[1, 1]]
+    assert config.to_dict()["BACKBONE"].endswith("backbone")

@@ -1,0 +1,423 @@
+"""The ``MaskRCNN`` facade with Matterport's public API: build, train, detect, weights and log folders.
+
+Matterport's helper functions that notebooks import from ``mrcnn.model`` (``load_image_gt``, ``data_generator``,
+``mold_image``, ``compose_image_meta``, ...) are re-exported here from the modules where they now live.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.boxes import denorm_boxes, norm_boxes
+from mrcnn.config import Config
+from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
+from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
+from mrcnn.data.loader import DataLoader, data_generator  # noqa: F401
+from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
+from mrcnn.log import log  # noqa: F401
+from mrcnn.masks import unmold_masks
+from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
+from mrcnn.training import (
+    LAYER_REGEX,  # noqa: F401
+    CheckpointCallback,
+    TrainingModel,
+    layer_regex,
+    make_optimizer,
+    set_trainable,
+)
+from mrcnn.weights import load_weights_h5, save_weights_h5
+
+# ResNet50 ImageNet weights in Matterport's layer names (the keras-applications release Matterport used).
+IMAGENET_RESNET50_URL = (
+    "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+)
+IMAGENET_RESNET50_MD5 = "a268eb855778b3df3c7506639542a6af"
+
+_CHECKPOINT_RE = re.compile(
+    r".*[/\\][\w-]+(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})[/\\]mask\_rcnn\_[\w-]+(\d{4})\.h5$"
+)
+
+
+class MaskRCNN:
+    """Mask R-CNN with Matterport's interface.
+
+    Args:
+        mode: "training" or "inference".
+        config: a :class:`mrcnn.config.Config` (subclass) instance.
+        model_dir: folder for training logs and checkpoints.
+    """
+
+    def __init__(self, mode: str, config: Config, model_dir: str):
+        if mode not in ("training", "inference"):
+            raise ValueError(f"mode must be 'training' or 'inference', got {mode!r}")
+        self.mode = mode
+        self.config = config
+        self.model_dir = model_dir
+        self.epoch = 0
+        self._anchor_cache: dict[tuple, np.ndarray] = {}
+        self._predict_fn = None
+        self.set_log_dir()
+        self.keras_model = self.build(mode, config)
+
+    # -- graph ---------------------------------------------------------------------------------------------
+
+    def build(self, mode: str, config: Config) -> keras.Model:
+        """Build the Keras graph for ``mode``."""
+        if mode == "training":
+            return build_training_model(config)
+        return build_inference_model(config)
+
+    def get_anchors(self, image_shape) -> np.ndarray:
+        """Anchors for a molded image of ``image_shape``: [A, (y1, x1, y2, x2)] normalized, cached by shape."""
+        key = tuple(int(v) for v in image_shape[:2])
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = pyramid_anchors(self.config, key)
+        return self._anchor_cache[key]
+
+    def ancestor(self, tensor, name, checked=None):
+        """Not needed in Keras 3 graphs; kept for API parity. Always returns None."""
+        return None
+
+    def find_trainable_layer(self, layer):
+        """Return ``layer`` itself (Keras 3 has no TimeDistributed wrappers in this graph)."""
+        return layer
+
+    def get_trainable_layers(self) -> list:
+        """Layers that have weights, nested models walked into."""
+        found = []
+
+        def visit(container):
+            for layer in container.layers:
+                if isinstance(layer, keras.Model):
+                    visit(layer)
+                elif layer.weights:
+                    found.append(layer)
+
+        visit(self.keras_model)
+        return found
+
+    def set_trainable(self, layer_regex_or_group: str, keras_model=None, indent=0, verbose=1) -> list[str]:
+        """Freeze every weighted layer except those matching a group name or regex. Returns the trainable names."""
+        return set_trainable(keras_model or self.keras_model, layer_regex_or_group, verbose=verbose)
+
+    # -- weights and log folders ---------------------------------------------------------------------------
+
+    def load_weights(self, filepath: str, by_name: bool = False, exclude: Sequence[str] | None = None):
+        """Load a Keras-2 layout ``.h5`` (Matterport's files or ours).
+
+        ``by_name`` matches layers by name (the nested RPN included) and skips layers absent from the file;
+        ``exclude`` lists layer names never loaded. A shape mismatch in a loaded layer raises an error naming
+        the layer and both shapes, and leaves the model untouched. Returns the load report.
+        """
+        report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
+        self.set_log_dir(filepath)
+        return report
+
+    def save_weights(self, filepath: str) -> None:
+        """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically)."""
+        save_weights_h5(self.keras_model, filepath)
+
+    def get_imagenet_weights(self) -> str:
+        """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
+        try:
+            return keras.utils.get_file(
+                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                IMAGENET_RESNET50_URL,
+                cache_subdir="models",
+                file_hash=IMAGENET_RESNET50_MD5,
+            )
+        except Exception as error:  # network errors come in several types
+            raise ConnectionError(
+                f"could not download the ImageNet ResNet50 weights from {IMAGENET_RESNET50_URL} ({error}). "
+                "Download the file by hand and pass its path to load_weights(), or train from scratch."
+            ) from error
+
+    def find_last(self) -> str:
+        """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""
+        name = self.config.NAME.lower()
+        runs = sorted(d for d in _listdir(self.model_dir) if d.startswith(name))
+        if not runs:
+            raise FileNotFoundError(
+                f"no training run of {name!r} in {self.model_dir!r}: nothing to resume from",
+            )
+        run_dir = os.path.join(self.model_dir, runs[-1])
+        checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
+        if not checkpoints:
+            raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
+        return os.path.join(run_dir, checkpoints[-1])
+
+    def set_log_dir(self, model_path: str | None = None) -> None:
+        """Choose the log folder and checkpoint pattern; continue a run's folder and epoch from its checkpoint."""
+        self.epoch = 0
+        now = datetime.datetime.now()
+        if model_path:
+            match = _CHECKPOINT_RE.match(os.path.abspath(model_path).replace("\\", "/"))
+            if match:
+                now = datetime.datetime(*(int(match.group(i)) for i in range(1, 6)))
+                # The file's epoch is 1-based; training continues with the next one.
+                self.epoch = int(match.group(6))
+        name = (self.config.NAME or "mrcnn").lower()
+        self.log_dir = os.path.join(self.model_dir, f"{name}{now:%Y%m%dT%H%M}")
+        self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_*epoch*.h5").replace(
+            "*epoch*", "{epoch:04d}"
+        )
+
+    # -- training ------------------------------------------------------------------------------------------
+
+    def train(
+        self,
+        train_dataset,
+        val_dataset,
+        learning_rate: float,
+        epochs: int,
+        layers: str,
+        augmentation=None,
+        custom_callbacks: Sequence[keras.callbacks.Callback] | None = None,
+        no_augmentation_sources: Sequence[str] | None = None,
+        workers: int = 2,
+        verbose: int = 1,
+    ):
+        """Train the layers named by ``layers`` up to epoch ``epochs`` (counted across calls, as Matterport).
+
+        Args:
+            train_dataset, val_dataset: prepared :class:`mrcnn.utils.Dataset` objects.
+            learning_rate: SGD learning rate.
+            epochs: the epoch number to stop at; training continues from ``self.epoch``.
+            layers: 'heads', '3+', '4+', '5+', 'all' or a regular expression on layer names.
+            augmentation: an imgaug augmenter (e.g. ``iaa.Fliplr(0.5)``) applied to training images and masks.
+            custom_callbacks: extra Keras callbacks.
+            no_augmentation_sources: dataset sources whose images are never augmented.
+        Returns the Keras ``History``.
+        """
+        if self.mode != "training":
+            raise RuntimeError("create the model in training mode to train it")
+        config = self.config
+        train_loader = DataLoader(
+            train_dataset,
+            config,
+            shuffle=True,
+            augmentation=augmentation,
+            no_augmentation_sources=no_augmentation_sources,
+            workers=workers,
+            steps_per_epoch=config.STEPS_PER_EPOCH,
+            initial_epoch=self.epoch,
+        )
+        val_loader = None
+        if val_dataset is not None:
+            val_loader = DataLoader(
+                val_dataset, config, shuffle=True, workers=workers, steps_per_epoch=config.VALIDATION_STEPS
+            )
+
+        os.makedirs(self.log_dir, exist_ok=True)
+        config.to_json(os.path.join(self.log_dir, "config.json"))
+        if verbose:
+            print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
+            print(f"Checkpoint Path: {self.checkpoint_path}")
+        set_trainable(self.keras_model, layers, verbose=0)
+
+        trainer = TrainingModel(self.keras_model, config)
+        trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+        callbacks = [
+            CheckpointCallback(self.keras_model, self.checkpoint_path),
+            keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
+            keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
+            *(custom_callbacks or []),
+        ]
+        history = trainer.fit(
+            train_loader,
+            initial_epoch=self.epoch,
+            epochs=epochs,
+            steps_per_epoch=config.STEPS_PER_EPOCH,
+            validation_data=val_loader,
+            validation_steps=config.VALIDATION_STEPS if val_loader is not None else None,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    # -- inference -----------------------------------------------------------------------------------------
+
+    def mold_inputs(self, images: Sequence[np.ndarray]):
+        """Resize and normalise images for the network.
+
+        Returns molded_images [N, H, W, C] float32, image_metas [N, META], windows [N, (y1, x1, y2, x2)] pixels.
+        """
+        config = self.config
+        molded_images, image_metas, windows = [], [], []
+        for image in images:
+            molded, window, scale, _, _ = resize_image(
+                image,
+                min_dim=config.IMAGE_MIN_DIM,
+                min_scale=config.IMAGE_MIN_SCALE,
+                max_dim=config.IMAGE_MAX_DIM,
+                mode=config.IMAGE_RESIZE_MODE,
+            )
+            molded_images.append(mold_image(molded, config))
+            windows.append(window)
+            image_metas.append(
+                compose_image_meta(
+                    0, image.shape, molded.shape, window, scale, np.zeros(config.NUM_CLASSES, np.int32)
+                )
+            )
+        return (
+            np.stack(molded_images).astype(np.float32),
+            np.stack(image_metas).astype(np.float32),
+            np.stack(windows),
+        )
+
+    def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
+        """Turn one image's detections into Matterport's output in original image coordinates.
+
+        Args:
+            detections: [D, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded.
+            mrcnn_mask: [D, mh, mw, NUM_CLASSES] or [D, mh, mw] (already the detected class's mask).
+            original_image_shape: [H, W, C] before resizing. image_shape: [H, W, C] after.
+            window: [y1, x1, y2, x2] pixels in the resized image where the real image is.
+        Returns boxes [N, 4] int32 pixels, class_ids [N], scores [N], masks [H, W, N] bool.
+        """
+        detections = np.asarray(detections)
+        zero_ix = np.where(detections[:, 4] == 0)[0]
+        n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]
+        boxes = detections[:n, :4]
+        class_ids = detections[:n, 4].astype(np.int32)
+        scores = detections[:n, 5]
+        masks = np.asarray(mrcnn_mask)[:n]
+        if masks.ndim == 4:
+            masks = masks[np.arange(n), :, :, class_ids]
+
+        # Normalized coordinates of the resized image -> normalized coordinates of the window -> pixels.
+        window_n = norm_boxes(np.asarray(window)[None], image_shape[:2])[0]
+        wy1, wx1, wy2, wx2 = window_n
+        shift = np.array([wy1, wx1, wy1, wx1])
+        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+        boxes = denorm_boxes((boxes - shift) / scale, original_image_shape[:2])
+
+        keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
+        boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
+        full_masks = unmold_masks(masks, boxes, original_image_shape[:2])
+        return boxes, class_ids, scores, full_masks
+
+    def _predict(self, molded_images, image_metas, anchors):
+        if self._predict_fn is None:
+            model = self.keras_model
+
+            @tf.function(reduce_retracing=True)
+            def predict(images, metas, anchors):
+                detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, _, _ = model(
+                    [images, metas, anchors], training=False
+                )
+                # Keep only each detection's own class mask: far less to copy out of the graph.
+                class_ids = tf.cast(detections[..., 4], tf.int32)
+                masks = tf.gather(tf.transpose(mrcnn_mask, [0, 1, 4, 2, 3]), class_ids, axis=2, batch_dims=2)
+                return detections, masks
+
+            self._predict_fn = predict
+        return self._predict_fn(molded_images, image_metas, anchors)
+
+    def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict]:
+        """Detect instances in images (any number; run in batches of BATCH_SIZE).
+
+        Returns one dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N], scores [N],
+        masks [H, W, N] bool, all in the image's original coordinates.
+        """
+        if self.mode != "inference":
+            raise RuntimeError("create the model in inference mode to detect")
+        images = list(images)
+        if not images:
+            return []
+        results = []
+        step = self.config.BATCH_SIZE
+        for start in range(0, len(images), step):
+            chunk = images[start : start + step]
+            if verbose:
+                print(f"Processing {len(chunk)} images")
+                for image in chunk:
+                    log("image", image)
+            molded_images, image_metas, windows = self.mold_inputs(chunk)
+            shapes = {m.shape for m in molded_images}
+            if len(shapes) != 1:
+                raise ValueError("after resizing, images in one batch must have the same size")
+            results.extend(
+                self._detect_molded(molded_images, image_metas, windows, [im.shape for im in chunk])
+            )
+        return results
+
+    def detect_molded(
+        self, molded_images: np.ndarray, image_metas: np.ndarray, verbose: int = 0
+    ) -> list[dict]:
+        """Detect on images already molded (resized and normalised), e.g. from load_image_gt + mold_image."""
+        if self.mode != "inference":
+            raise RuntimeError("create the model in inference mode to detect")
+        molded_images = np.asarray(molded_images, np.float32)
+        h, w = molded_images.shape[1:3]
+        windows = np.tile([0, 0, h, w], (len(molded_images), 1))
+        return self._detect_molded(
+            molded_images, np.asarray(image_metas, np.float32), windows, [m.shape for m in molded_images]
+        )
+
+    def _detect_molded(self, molded_images, image_metas, windows, original_shapes) -> list[dict]:
+        anchors = self.get_anchors(molded_images.shape[1:])
+        anchors = np.broadcast_to(anchors, (len(molded_images), *anchors.shape))
+        detections, masks = self._predict(
+            tf.constant(molded_images), tf.constant(image_metas), tf.constant(anchors)
+        )
+        detections, masks = detections.numpy(), masks.numpy()
+        results = []
+        for i, original_shape in enumerate(original_shapes):
+            rois, class_ids, scores, full_masks = self.unmold_detections(
+                detections[i], masks[i], original_shape, molded_images[i].shape, windows[i]
+            )
+            results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks})
+        return results
+
+    def run_graph(self, images, outputs, image_metas=None):
+        """Run the inference graph and return the named outputs of the listed layers, as Matterport's notebooks.
+
+        ``outputs``: list of (name, layer_name or KerasTensor) pairs. Returns a dict name -> numpy array.
+        """
+        model = self.keras_model
+        tensors = []
+        for _, target in outputs:
+            tensors.append(model.get_layer(target).output if isinstance(target, str) else target)
+        probe = keras.Model(model.inputs, tensors)
+        molded_images, metas, _ = self.mold_inputs(images)
+        if image_metas is not None:
+            metas = image_metas
+        anchors = np.broadcast_to(
+            self.get_anchors(molded_images.shape[1:]),
+            (len(images),) + self.get_anchors(molded_images.shape[1:]).shape,
+        )
+        values = probe([molded_images, metas, anchors], training=False)
+        if not isinstance(values, (list, tuple)):
+            values = [values]
+        return {name: np.asarray(v) for (name, _), v in zip(outputs, values)}
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+__all__ = [
+    "MaskRCNN",
+    "layer_regex",
+    "load_image_gt",
+    "build_rpn_targets",
+    "data_generator",
+    "compose_image_meta",
+    "parse_image_meta",
+    "mold_image",
+    "unmold_image",
+    "log",
+]

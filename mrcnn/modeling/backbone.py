@@ -1,0 +1,135 @@
+"""ResNet backbones (Matterport layout) with optional squeeze-and-excitation blocks.
+
+Layer names follow Matterport / the original Caffe ResNet: ``conv1``, ``bn_conv1``,
+``res{stage}{block}_branch2a|2b|2c``, ``res{stage}{block}_branch1`` (projection shortcut) and ``bn...`` for
+their batch norms, so COCO/ImageNet weights load by name. SE variants add ``res{stage}{block}_se_*`` layers
+that no Matterport file contains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from keras import layers as KL
+
+from mrcnn.modeling.layers import BatchNorm
+
+# architecture -> (number of blocks in stage 4, squeeze-and-excitation)
+ARCHITECTURES = {
+    "resnet50": (6, False),
+    "resnet101": (23, False),
+    "se_resnet50": (6, True),
+    "se_resnet101": (23, True),
+}
+SE_REDUCTION = 16
+
+
+def _se_block(x, prefix: str):
+    """Squeeze-and-excitation: x * sigmoid(W2 relu(W1 avgpool(x))), channels reduced by SE_REDUCTION."""
+    channels = x.shape[-1]
+    s = KL.GlobalAveragePooling2D(keepdims=True, name=prefix + "_se_pool")(x)
+    s = KL.Dense(max(channels // SE_REDUCTION, 1), activation="relu", name=prefix + "_se_squeeze")(s)
+    s = KL.Dense(channels, activation="sigmoid", name=prefix + "_se_excite")(s)
+    return KL.Multiply(name=prefix + "_se_scale")([x, s])
+
+
+def _residual_branch(x, kernel_size: int, filters: Sequence[int], prefix: str, strides, train_bn: bool):
+    """1x1 (strided) -> kxk -> 1x1 bottleneck; returns the branch before the add."""
+    nb_filter1, nb_filter2, nb_filter3 = filters
+    conv_name, bn_name = "res" + prefix + "_branch", "bn" + prefix + "_branch"
+    x = KL.Conv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=True)(x)
+    x = BatchNorm(name=bn_name + "2a", train_bn=train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(
+        nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=True
+    )(x)
+    x = BatchNorm(name=bn_name + "2b", train_bn=train_bn)(x)
+    x = KL.Activation("relu")(x)
+    x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=True)(x)
+    return BatchNorm(name=bn_name + "2c", train_bn=train_bn)(x)
+
+
+def identity_block(
+    input_tensor, kernel_size: int, filters: Sequence[int], stage: int, block: str, train_bn=True, se=False
+):
+    """Residual block whose shortcut is the identity. input_tensor: [B, H, W, filters[2]]."""
+    prefix = str(stage) + block
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, (1, 1), train_bn)
+    if se:
+        x = _se_block(x, "res" + prefix)
+    x = KL.Add()([x, input_tensor])
+    return KL.Activation("relu", name="res" + prefix + "_out")(x)
+
+
+def conv_block(
+    input_tensor,
+    kernel_size: int,
+    filters: Sequence[int],
+    stage: int,
+    block: str,
+    strides=(2, 2),
+    train_bn=True,
+    se=False,
+):
+    """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]]."""
+    prefix = str(stage) + block
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn)
+    shortcut = KL.Conv2D(
+        filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=True
+    )(input_tensor)
+    shortcut = BatchNorm(name="bn" + prefix + "_branch1", train_bn=train_bn)(shortcut)
+    if se:
+        x = _se_block(x, "res" + prefix)
+    x = KL.Add()([x, shortcut])
+    return KL.Activation("relu", name="res" + prefix + "_out")(x)
+
+
+def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: bool = True) -> list:
+    """Build a ResNet on ``input_image`` [B, H, W, C].
+
+    architecture: one of ``ARCHITECTURES`` ("resnet50", "resnet101", "se_resnet50", "se_resnet101").
+    Returns [C1, C2, C3, C4, C5] with strides 4, 4, 8, 16, 32 and 64, 256, 512, 1024, 2048 channels;
+    C5 is None when ``stage5`` is False.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"Unknown backbone architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}"
+        )
+    stage4_blocks, se = ARCHITECTURES[architecture]
+    # Stage 1
+    x = KL.ZeroPadding2D((3, 3))(input_image)
+    x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
+    x = BatchNorm(name="bn_conv1", train_bn=train_bn)(x)
+    x = KL.Activation("relu")(x)
+    C1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
+    # Stage 2
+    x = conv_block(x, 3, [64, 64, 256], stage=2, block="a", strides=(1, 1), train_bn=train_bn, se=se)
+    x = identity_block(x, 3, [64, 64, 256], stage=2, block="b", train_bn=train_bn, se=se)
+    C2 = x = identity_block(x, 3, [64, 64, 256], stage=2, block="c", train_bn=train_bn, se=se)
+    # Stage 3
+    x = conv_block(x, 3, [128, 128, 512], stage=3, block="a", train_bn=train_bn, se=se)
+    for block in "bcd":
+        x = identity_block(x, 3, [128, 128, 512], stage=3, block=block, train_bn=train_bn, se=se)
+    C3 = x
+    # Stage 4: blocks a, b, c, ... (resnet101: a..w)
+    x = conv_block(x, 3, [256, 256, 1024], stage=4, block="a", train_bn=train_bn, se=se)
+    for i in range(stage4_blocks - 1):
+        x = identity_block(x, 3, [256, 256, 1024], stage=4, block=chr(98 + i), train_bn=train_bn, se=se)
+    C4 = x
+    # Stage 5
+    C5 = None
+    if stage5:
+        x = conv_block(x, 3, [512, 512, 2048], stage=5, block="a", train_bn=train_bn, se=se)
+        x = identity_block(x, 3, [512, 512, 2048], stage=5, block="b", train_bn=train_bn, se=se)
+        C5 = identity_block(x, 3, [512, 512, 2048], stage=5, block="c", train_bn=train_bn, se=se)
+    return [C1, C2, C3, C4, C5]
+
+
+def build_backbone(input_image, config) -> list:
+    """[C1..C5] for ``config.BACKBONE``: an architecture name or a callable
+    ``f(input_image, stage5=True, train_bn=config.TRAIN_BN) -> [C1, C2, C3, C4, C5]``.
+    """
+    backbone = config.BACKBONE
+    if callable(backbone):
+        return list(backbone(input_image, stage5=True, train_bn=config.TRAIN_BN))
+    return resnet_graph(input_image, backbone, stage5=True, train_bn=config.TRAIN_BN)

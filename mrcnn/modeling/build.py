@@ -1,0 +1,267 @@
+"""Assembles the Mask R-CNN graphs (training and inference) from the modeling modules.
+
+Both graphs share every weighted layer name with Matterport's, so their ``.h5`` files are interchangeable.
+
+Training inputs (B = batch, A = anchors, G = MAX_GT_INSTANCES):
+    input_image [B, H, W, C] float32 (molded), input_image_meta [B, META], input_rpn_match [B, A, 1] int32,
+    input_rpn_bbox [B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids [B, G] int32,
+    input_gt_boxes [B, G, 4] pixel coordinates, input_gt_masks [B, mh, mw, G] bool,
+    and input_rois [B, N, 4] pixel coordinates when USE_RPN_ROIS is False.
+Inference inputs: input_image, input_image_meta, input_anchors [B, A, 4] normalized.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.anchors import compute_backbone_shapes, generate_pyramid_anchors
+from mrcnn.boxes import norm_boxes
+from mrcnn.config import Config
+from mrcnn.modeling import losses
+from mrcnn.modeling.backbone import build_backbone
+from mrcnn.modeling.detection import DetectionLayer
+from mrcnn.modeling.fpn import fpn_graph
+from mrcnn.modeling.graph_utils import norm_boxes_graph
+from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.modeling.proposals import ProposalLayer
+from mrcnn.modeling.rpn import build_rpn_model, rpn_over_pyramid
+from mrcnn.modeling.targets import DetectionTargetLayer
+
+LOSS_OUTPUTS = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+
+
+def pyramid_anchors(config: Config, image_shape) -> np.ndarray:
+    """Anchors of every pyramid level for an image of ``image_shape``: [A, (y1, x1, y2, x2)] normalized."""
+    backbone_shapes = compute_backbone_shapes(config, image_shape)
+    anchors = generate_pyramid_anchors(
+        config.RPN_ANCHOR_SCALES,
+        config.RPN_ANCHOR_RATIOS,
+        backbone_shapes,
+        config.BACKBONE_STRIDES,
+        config.RPN_ANCHOR_STRIDE,
+    )
+    return norm_boxes(anchors, tuple(image_shape[:2])).astype(np.float32)
+
+
+class ConstantAnchors(keras.layers.Layer):
+    """Broadcasts a fixed anchor set to the batch: input image [B, ...] -> anchors [B, A, 4] normalized."""
+
+    def __init__(self, anchors: np.ndarray, **kwargs):
+        super().__init__(**kwargs)
+        self.anchors = np.asarray(anchors, np.float32)
+
+    def call(self, image):
+        batch = tf.shape(image)[0]
+        anchors = tf.constant(self.anchors)
+        return tf.broadcast_to(anchors[None], [batch, self.anchors.shape[0], 4])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.anchors.shape[0], 4)
+
+
+class NormBoxes(keras.layers.Layer):
+    """Pixel boxes [B, N, 4] -> normalized boxes, using the size of the image tensor [B, H, W, C]."""
+
+    def call(self, inputs):
+        boxes, image = inputs
+        return norm_boxes_graph(boxes, tf.shape(image)[1:3])
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+class LossLayer(keras.layers.Layer):
+    """Wraps one of the loss functions of :mod:`mrcnn.modeling.losses` as a named graph output (scalar)."""
+
+    def __init__(self, loss_fn, config: Config | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.loss_fn = loss_fn
+        self.config = config
+
+    def call(self, inputs):
+        if self.config is not None:
+            loss = self.loss_fn(self.config, *inputs)
+        else:
+            loss = self.loss_fn(*inputs)
+        return tf.reshape(tf.cast(loss, tf.float32), [1])
+
+    def compute_output_shape(self, input_shapes):
+        return (1,)
+
+
+class GraphSlice(keras.layers.Layer):
+    """``x[..., start:stop]`` on the last axis, as a named layer."""
+
+    def __init__(self, start: int, stop: int, **kwargs):
+        super().__init__(**kwargs)
+        self.start, self.stop = start, stop
+
+    def call(self, x):
+        return x[..., self.start : self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.stop - self.start,)
+
+
+class ActiveClassIds(keras.layers.Layer):
+    """image_meta [B, META] -> active class ids [B, NUM_CLASSES] (the meta's last NUM_CLASSES values)."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def call(self, meta):
+        return meta[:, -self.num_classes :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+
+def _feature_pyramid(input_image, config: Config):
+    _, c2, c3, c4, c5 = build_backbone(input_image, config)
+    p2, p3, p4, p5, p6 = fpn_graph(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
+    return [p2, p3, p4, p5, p6], [p2, p3, p4, p5]
+
+
+def _rpn(rpn_feature_maps, config: Config):
+    rpn = build_rpn_model(
+        config.RPN_ANCHOR_STRIDE, len(config.RPN_ANCHOR_RATIOS), config.TOP_DOWN_PYRAMID_SIZE
+    )
+    return rpn_over_pyramid(rpn, rpn_feature_maps)
+
+
+def build_training_model(config: Config) -> keras.Model:
+    """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS."""
+    h, w, c = (int(v) for v in config.IMAGE_SHAPE)
+    input_image = keras.Input(shape=(None, None, c), name="input_image")
+    input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
+    input_rpn_match = keras.Input(shape=(None, 1), name="input_rpn_match", dtype="int32")
+    input_rpn_bbox = keras.Input(shape=(None, 4), name="input_rpn_bbox", dtype="float32")
+    input_gt_class_ids = keras.Input(shape=(None,), name="input_gt_class_ids", dtype="int32")
+    input_gt_boxes = keras.Input(shape=(None, 4), name="input_gt_boxes", dtype="float32")
+    mask_shape = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else (h, w)
+    input_gt_masks = keras.Input(shape=(*mask_shape, None), name="input_gt_masks", dtype="bool")
+    inputs = [
+        input_image,
+        input_image_meta,
+        input_rpn_match,
+        input_rpn_bbox,
+        input_gt_class_ids,
+        input_gt_boxes,
+        input_gt_masks,
+    ]
+    gt_boxes = NormBoxes(name="gt_boxes_normalized")([input_gt_boxes, input_image])
+
+    rpn_feature_maps, mrcnn_feature_maps = _feature_pyramid(input_image, config)
+    rpn_class_logits, rpn_class, rpn_bbox = _rpn(rpn_feature_maps, config)
+    anchors = ConstantAnchors(pyramid_anchors(config, config.IMAGE_SHAPE), name="anchors")(input_image)
+
+    if config.USE_RPN_ROIS:
+        rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config, name="ROI")(
+            [rpn_class, rpn_bbox, anchors]
+        )
+        target_rois = rpn_rois
+    else:
+        input_rois = keras.Input(shape=(None, 4), name="input_roi", dtype="float32")
+        inputs.append(input_rois)
+        target_rois = NormBoxes(name="input_roi_normalized")([input_rois, input_image])
+        rpn_rois = target_rois
+
+    rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(config, name="proposal_targets")(
+        [target_rois, input_gt_class_ids, gt_boxes, input_gt_masks]
+    )
+    mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rois,
+        mrcnn_feature_maps,
+        input_image_meta,
+        config.POOL_SIZE,
+        config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN,
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+    )
+    mrcnn_mask = build_fpn_mask_graph(
+        rois,
+        mrcnn_feature_maps,
+        input_image_meta,
+        config.MASK_POOL_SIZE,
+        config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN,
+    )
+    active_class_ids = ActiveClassIds(config.NUM_CLASSES, name="active_class_ids")(input_image_meta)
+
+    rpn_class_loss = LossLayer(losses.rpn_class_loss_graph, name="rpn_class_loss")(
+        [input_rpn_match, rpn_class_logits]
+    )
+    rpn_bbox_loss = LossLayer(losses.rpn_bbox_loss_graph, config, name="rpn_bbox_loss")(
+        [input_rpn_bbox, input_rpn_match, rpn_bbox]
+    )
+    class_loss = LossLayer(losses.mrcnn_class_loss_graph, name="mrcnn_class_loss")(
+        [target_class_ids, mrcnn_class_logits, active_class_ids]
+    )
+    bbox_loss = LossLayer(losses.mrcnn_bbox_loss_graph, name="mrcnn_bbox_loss")(
+        [target_bbox, target_class_ids, mrcnn_bbox]
+    )
+    mask_loss = LossLayer(losses.mrcnn_mask_loss_graph, name="mrcnn_mask_loss")(
+        [target_mask, target_class_ids, mrcnn_mask]
+    )
+    outputs = [
+        rpn_class_logits,
+        rpn_class,
+        rpn_bbox,
+        mrcnn_class_logits,
+        mrcnn_class,
+        mrcnn_bbox,
+        mrcnn_mask,
+        rpn_rois,
+        rois,
+        rpn_class_loss,
+        rpn_bbox_loss,
+        class_loss,
+        bbox_loss,
+        mask_loss,
+    ]
+    return keras.Model(inputs, outputs, name="mask_rcnn")
+
+
+def build_inference_model(config: Config) -> keras.Model:
+    """The inference graph.
+
+    Outputs: detections [B, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2, class_id, score)] normalized,
+    mrcnn_class [B, N, NUM_CLASSES], mrcnn_bbox [B, N, NUM_CLASSES, 4], mrcnn_mask [B, D, 28, 28, NUM_CLASSES],
+    rpn_rois [B, N, 4] normalized, rpn_class [B, A, 2], rpn_bbox [B, A, 4].
+    """
+    c = int(config.IMAGE_SHAPE[2])
+    input_image = keras.Input(shape=(None, None, c), name="input_image")
+    input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
+    input_anchors = keras.Input(shape=(None, 4), name="input_anchors")
+
+    rpn_feature_maps, mrcnn_feature_maps = _feature_pyramid(input_image, config)
+    _, rpn_class, rpn_bbox = _rpn(rpn_feature_maps, config)
+    rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config, name="ROI")(
+        [rpn_class, rpn_bbox, input_anchors]
+    )
+    _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
+        rpn_rois,
+        mrcnn_feature_maps,
+        input_image_meta,
+        config.POOL_SIZE,
+        config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN,
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+    )
+    detections = DetectionLayer(config, name="mrcnn_detection")(
+        [rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta]
+    )
+    detection_boxes = GraphSlice(0, 4, name="detection_boxes")(detections)
+    mrcnn_mask = build_fpn_mask_graph(
+        detection_boxes,
+        mrcnn_feature_maps,
+        input_image_meta,
+        config.MASK_POOL_SIZE,
+        config.NUM_CLASSES,
+        train_bn=config.TRAIN_BN,
+    )
+    outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
+    return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")

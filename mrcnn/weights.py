@@ -1,0 +1,293 @@
+"""Read and write Keras-2 HDF5 weight files in Matterport's layout, with h5py.
+
+Layout (as ``keras.Model.save_weights`` of Keras 2 writes it, e.g. ``mask_rcnn_coco.h5``):
+
+- root attribute ``layer_names``: every top-level layer name (bytes), in model order; a full-model save
+  puts all of this under a ``model_weights`` group instead of the root.
+- one group per layer with attribute ``weight_names`` (``"conv1/kernel:0"``, ...; empty for layers
+  without weights) and one dataset per weight at ``<group>/<weight_name>``.
+- a nested model (``rpn_model``) is one group whose weight names are its sublayers' weights,
+  ``"rpn_conv_shared/kernel:0"``, ...
+
+Within a layer, weights are in Keras order: Conv kernel, bias; BN gamma, beta, moving_mean,
+moving_variance; Dense kernel, bias; Conv2DTranspose kernel (kh, kw, out, in), bias.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import h5py
+import keras
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# HDF5 object headers hold at most 64 KiB; Keras 2 splits longer attributes into name0, name1, ...
+_HDF5_OBJECT_HEADER_LIMIT = 64512
+
+
+class WeightsMismatchError(ValueError):
+    """The file's weights do not fit the model. ``mismatches``: [(layer, weight, file_shape, model_shape)]."""
+
+    def __init__(self, message: str, mismatches: list | None = None):
+        super().__init__(message)
+        self.mismatches = mismatches or []
+
+
+class WeightsFileError(OSError):
+    """The weights file cannot be read or is not in the Keras-2 HDF5 layout."""
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """Outcome of ``load_weights_h5``: top-level layer (group) names in each category."""
+
+    path: str
+    loaded: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)  # excluded by the caller
+    missing_in_file: list[str] = dataclasses.field(default_factory=list)  # model layers the file lacks
+    unused_in_file: list[str] = dataclasses.field(default_factory=list)  # file layers the model lacks
+
+    def summary(self) -> str:
+        return (
+            f"Loaded weights from {self.path}: {len(self.loaded)} layers loaded, "
+            f"{len(self.skipped)} excluded, "
+            f"{len(self.missing_in_file)} missing in file, {len(self.unused_in_file)} unused in file"
+        )
+
+
+def _leaf_weights(layer) -> list[tuple[str, keras.Variable]]:
+    """(``<leaf layer>/<weight>:0``, variable) of a nested model, recursively, deduplicated."""
+    out, seen = [], set()
+    for sub in layer.layers:
+        pairs = (
+            _leaf_weights(sub)
+            if isinstance(sub, keras.Model)
+            else [(f"{sub.name}/{w.name}:0", w) for w in sub.weights]
+        )
+        for name, w in pairs:
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append((name, w))
+    return out
+
+
+def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str, keras.Variable]]]]:
+    """Top-level layers that have weights, in ``model.layers`` order, as (group name, [(weight name, var)]).
+
+    A nested ``keras.Model`` (``rpn_model``) is one group named after it, holding its sublayers' weights as
+    ``<sublayer>/<weight>:0``; any other layer gives ``<layer>/<weight>:0``.
+    """
+    groups = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            weights = _leaf_weights(layer)
+        else:
+            weights = [(f"{layer.name}/{w.name}:0", w) for w in layer.weights]
+        if weights:
+            groups.append((layer.name, weights))
+    return groups
+
+
+# --- HDF5 attribute helpers ---------------------------------------------------------------------------
+
+
+def _write_name_list(group: h5py.Group, name: str, values: list[str]) -> None:
+    data = np.array([v.encode("utf8") for v in values], dtype=f"S{max([len(v) for v in values] + [1])}")
+    num_chunks = 1
+    while data.nbytes / num_chunks > _HDF5_OBJECT_HEADER_LIMIT:
+        num_chunks += 1
+    if num_chunks == 1:
+        group.attrs[name] = data
+    else:
+        for i, chunk in enumerate(np.array_split(data, num_chunks)):
+            group.attrs[f"{name}{i}"] = chunk
+
+
+def _read_name_list(group: h5py.Group, name: str) -> list[str] | None:
+    """The attribute as a list of str (also chunked ``name0``, ``name1``, ...); None when absent."""
+    if name in group.attrs:
+        chunks = [group.attrs[name]]
+    elif f"{name}0" in group.attrs:
+        chunks, i = [], 0
+        while f"{name}{i}" in group.attrs:
+            chunks.append(group.attrs[f"{name}{i}"])
+            i += 1
+    else:
+        return None
+    values = []
+    for chunk in chunks:
+        for v in np.atleast_1d(np.asarray(chunk)).ravel():
+            if isinstance(v, bytes | np.bytes_):
+                values.append(v.decode("utf8"))
+            elif isinstance(v, str):
+                values.append(v)
+            # Keras 2 writes an empty float array for layers without weights: nothing to add.
+    return values
+
+
+# --- saving --------------------------------------------------------------------------------------------
+
+
+def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> None:
+    """Write ``model``'s weights to ``path`` in the Keras-2 HDF5 layout (as Matterport's files).
+
+    Every top-level layer gets a group (empty ``weight_names`` for layers without weights). The file is
+    written to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
+    """
+    path = os.fspath(path)
+    tmp_path = path + ".tmp"
+    groups = dict(weighted_layer_groups(model))
+    try:
+        with h5py.File(tmp_path, "w") as f:
+            layer_names = [layer.name for layer in model.layers]
+            _write_name_list(f, "layer_names", layer_names)
+            f.attrs["backend"] = b"tensorflow"
+            f.attrs["keras_version"] = str(keras.__version__).encode("utf8")
+            for layer_name in layer_names:
+                g = f.create_group(layer_name)
+                weights = groups.get(layer_name, [])
+                _write_name_list(g, "weight_names", [name for name, _ in weights])
+                for name, w in weights:
+                    value = keras.ops.convert_to_numpy(w)
+                    g.create_dataset(name, data=value)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def _open(path: str) -> h5py.File:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise WeightsFileError(f"Cannot read weights file {path} (not HDF5 or corrupt): {e}") from e
+
+
+def _weights_root(f: h5py.File, path: str) -> h5py.Group:
+    """The group holding ``layer_names``: the root, or ``model_weights`` of a full-model save."""
+    if _read_name_list(f, "layer_names") is not None:
+        return f
+    if "model_weights" in f and _read_name_list(f["model_weights"], "layer_names") is not None:
+        return f["model_weights"]
+    raise WeightsFileError(f"Not a Keras-2 HDF5 weights file (no 'layer_names' attribute): {path}")
+
+
+def _file_groups(root: h5py.Group, path: str) -> list[tuple[str, list[tuple[str, h5py.Dataset]]]]:
+    """[(layer name, [(weight name, dataset)])] for every layer listed in the file, in file order."""
+    out = []
+    for layer_name in _read_name_list(root, "layer_names"):
+        try:
+            g = root[layer_name]
+            names = _read_name_list(g, "weight_names") or []
+            out.append((layer_name, [(n, g[n]) for n in names]))
+        except KeyError as e:
+            raise WeightsFileError(f"Corrupt weights file {path}: layer {layer_name!r}: {e}") from e
+    return out
+
+
+def read_layout(path: str | os.PathLike) -> list[tuple[str, str, tuple[int, ...]]]:
+    """[(group, weight name, shape)] of every weight in the file, in file order (the reference TSV's rows)."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        root = _weights_root(f, path)
+        return [
+            (layer, name, tuple(int(d) for d in ds.shape))
+            for layer, weights in _file_groups(root, path)
+            for name, ds in weights
+        ]
+
+
+def _check_pairs(layer: str, file_weights, model_weights) -> list[tuple]:
+    """Mismatches between one file group and one model group, matched by position."""
+    if len(file_weights) != len(model_weights):
+        return [
+            (
+                layer,
+                f"<{len(file_weights)} weights in file: {[n for n, _ in file_weights]}>",
+                None,
+                f"<{len(model_weights)} weights in model: {[n for n, _ in model_weights]}>",
+            )
+        ]
+    out = []
+    for (file_name, ds), (model_name, var) in zip(file_weights, model_weights):
+        file_shape = tuple(int(d) for d in ds.shape)
+        model_shape = tuple(int(d) for d in var.shape)
+        if file_shape != model_shape:
+            out.append((layer, f"{model_name} (file: {file_name})", file_shape, model_shape))
+    return out
+
+
+def load_weights_h5(
+    model: keras.Model, path: str | os.PathLike, by_name: bool = False, exclude=None
+) -> LoadReport:
+    """Load a Keras-2 HDF5 weights file (Matterport layout, with or without a ``model_weights`` group).
+
+    by_name=False: the file's layers that have weights are matched, in order, with the model's
+        (``weighted_layer_groups``); their counts must agree (Keras 2 semantics).
+    by_name=True: groups are matched by top-level layer name (the nested ``rpn_model`` included); model
+        layers absent from the file and file layers absent from the model are reported, not errors.
+    exclude: top-level layer names to leave untouched; as in Matterport, giving it implies by_name=True.
+    Shapes are checked for every layer before any weight is assigned: on a mismatch,
+    ``WeightsMismatchError`` names the layer, the weight and both shapes, and the model is unchanged.
+    Returns a ``LoadReport``; a one-line summary is logged.
+    """
+    path = os.fspath(path)
+    exclude = set([exclude] if isinstance(exclude, str) else (exclude or []))
+    if exclude:
+        by_name = True
+    report = LoadReport(path=path)
+    model_groups = weighted_layer_groups(model)
+
+    with _open(path) as f:
+        root = _weights_root(f, path)
+        file_groups = [(name, w) for name, w in _file_groups(root, path) if w]
+        pairs = []  # (layer name, file weights, model weights)
+        if by_name:
+            file_by_name = dict(file_groups)
+            model_names = {name for name, _ in model_groups}
+            for name, weights in model_groups:
+                if name in exclude:
+                    report.skipped.append(name)
+                elif name not in file_by_name:
+                    report.missing_in_file.append(name)
+                else:
+                    pairs.append((name, file_by_name[name], weights))
+            report.unused_in_file = [name for name, _ in file_groups if name not in model_names]
+        else:
+            if len(file_groups) != len(model_groups):
+                raise WeightsMismatchError(
+                    f"Weights file {path} has {len(file_groups)} layers with weights but the model has "
+                    f"{len(model_groups)}; load with by_name=True to match layers by name"
+                )
+            for (_file_name, file_weights), (model_name, model_weights) in zip(file_groups, model_groups):
+                pairs.append((model_name, file_weights, model_weights))
+
+        mismatches = [m for name, fw, mw in pairs for m in _check_pairs(name, fw, mw)]
+        if mismatches:
+            lines = [
+                f"  layer {layer!r}, weight {weight}: file shape {fs}, model shape {ms}"
+                for layer, weight, fs, ms in mismatches[:20]
+            ]
+            more = f"\n  ... and {len(mismatches) - 20} more" if len(mismatches) > 20 else ""
+            raise WeightsMismatchError(
+                f"Weights in {path} do not fit the model (nothing was loaded):\n" + "\n".join(lines) + more,
+                mismatches,
+            )
+
+        values = [(var, np.asarray(ds[()])) for _, fw, mw in pairs for (_, ds), (_, var) in zip(fw, mw)]
+        for var, value in values:
+            var.assign(value.astype(var.dtype, copy=False))
+        report.loaded = [name for name, _, _ in pairs]
+
+    logger.info(report.summary())
+    return report
