@@ -3,8 +3,10 @@
     python bench/inference.py                 # the full table (several minutes on 2 CPU cores)
     python bench/inference.py --only r50-512  # one row
 
-Weights are random, so every image yields the same work: the graph always runs the mask head on
-DETECTION_MAX_INSTANCES boxes. DETECTION_MIN_CONFIDENCE is 0 so that unmolding handles the full count too.
+Weights are random and DETECTION_MIN_CONFIDENCE is 0, so every image yields DETECTION_MAX_INSTANCES real
+detections: the worst case for the mask head (which runs on real detections only) and for unmolding.
+Absolute seconds depend on the machine; the "x backbone" column divides by a bare forward pass of the same
+ResNet (C1..C5, no FPN or heads) at the same size, timed in the same run.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import statistics
 import tempfile
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from mrcnn.config import Config
 from mrcnn.model import MaskRCNN
+from mrcnn.modeling.backbone import resnet_graph
 
 # name: backbone, image size, anchor scales
 SETUPS = {
@@ -58,6 +63,21 @@ def time_detect(setup: str, max_instances: int, batch: int, repeats: int) -> flo
     return statistics.median(times)
 
 
+def time_backbone(backbone: str, size: int, repeats: int) -> float:
+    """Median seconds of a bare ResNet forward pass (batch 1) in a compiled tf.function."""
+    inputs = keras.Input((size, size, 3))
+    model = keras.Model(inputs, resnet_graph(inputs, backbone, stage5=True, train_bn=False)[-1])
+    forward = tf.function(lambda x: model(x, training=False))
+    x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), np.float32))
+    forward(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,12 +93,15 @@ def main(argv=None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     instances = [int(n) for n in args.instances.split(",")]
 
-    print(f"{'setup':<11} {'max inst':>8} {'batch':>5} {'s/image':>8}")
+    print(f"{'setup':<11} {'max inst':>8} {'batch':>5} {'s/image':>8} {'x backbone':>10}")
     for setup in setups:
+        backbone, size, _ = SETUPS[setup]
+        reference = time_backbone(backbone, size, args.repeats)
+        print(f"{setup:<11} {'bare ' + backbone:>23} {reference:>8.3f} {1.0:>10.2f}", flush=True)
         for n in instances:
             for batch in batches:
                 seconds = time_detect(setup, n, batch, args.repeats)
-                print(f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f}", flush=True)
+                print(f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {seconds / reference:>10.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -91,18 +91,37 @@ class LossLayer(keras.layers.Layer):
         return (1,)
 
 
-class GraphSlice(keras.layers.Layer):
-    """``x[..., start:stop]`` on the last axis, as a named layer."""
+class ValidDetectionBoxes(keras.layers.Layer):
+    """detections [B, D, 6] -> boxes [B, n, 4] where n is the largest count of real detections in the batch.
 
-    def __init__(self, start: int, stop: int, **kwargs):
-        super().__init__(**kwargs)
-        self.start, self.stop = start, stop
+    The detection layer puts real detections first and pads with zeros, so the mask head can run on the
+    first n boxes only: with a few garments per photo that is a small fraction of DETECTION_MAX_INSTANCES.
+    """
 
-    def call(self, x):
-        return x[..., self.start : self.stop]
+    def call(self, detections):
+        valid = tf.reduce_sum(tf.cast(detections[..., 4] > 0, tf.int32), axis=1)
+        n = tf.reduce_max(tf.concat([valid, [0]], axis=0))
+        return detections[:, :n, :4]
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.stop - self.start,)
+        return (input_shape[0], None, 4)
+
+
+class PadDetections(keras.layers.Layer):
+    """[B, n, ...] -> [B, max_instances, ...] with zeros after the first n rows."""
+
+    def __init__(self, max_instances: int, **kwargs):
+        super().__init__(**kwargs)
+        self.max_instances = max_instances
+
+    def call(self, x):
+        pad = self.max_instances - tf.shape(x)[1]
+        paddings = tf.concat([[[0, 0], [0, pad]], tf.zeros([tf.rank(x) - 2, 2], tf.int32)], axis=0)
+        padded = tf.pad(x, paddings)
+        return tf.ensure_shape(padded, [None, self.max_instances, *x.shape[2:]])
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.max_instances, *input_shape[2:])
 
 
 class ActiveClassIds(keras.layers.Layer):
@@ -228,6 +247,9 @@ def build_training_model(config: Config) -> keras.Model:
 def build_inference_model(config: Config) -> keras.Model:
     """The inference graph.
 
+    The mask head runs only on the real detections (see :class:`ValidDetectionBoxes`); its output is padded
+    back to DETECTION_MAX_INSTANCES rows.
+
     Outputs: detections [B, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2, class_id, score)] normalized,
     mrcnn_class [B, N, NUM_CLASSES], mrcnn_bbox [B, N, NUM_CLASSES, 4], mrcnn_mask [B, D, 28, 28, NUM_CLASSES],
     rpn_rois [B, N, 4] normalized, rpn_class [B, A, 2], rpn_bbox [B, A, 4].
@@ -254,7 +276,7 @@ def build_inference_model(config: Config) -> keras.Model:
     detections = DetectionLayer(config, name="mrcnn_detection")(
         [rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta]
     )
-    detection_boxes = GraphSlice(0, 4, name="detection_boxes")(detections)
+    detection_boxes = ValidDetectionBoxes(name="detection_boxes")(detections)
     mrcnn_mask = build_fpn_mask_graph(
         detection_boxes,
         mrcnn_feature_maps,
@@ -263,5 +285,6 @@ def build_inference_model(config: Config) -> keras.Model:
         config.NUM_CLASSES,
         train_bn=config.TRAIN_BN,
     )
+    mrcnn_mask = PadDetections(config.DETECTION_MAX_INSTANCES, name="mrcnn_mask_padded")(mrcnn_mask)
     outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
     return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")

@@ -221,6 +221,40 @@ def test_detect_returns_original_coordinates(tmp_path, inference_model):
         assert (result["rois"] >= 0).all()
 
 
+def test_detect_with_no_detections(tmp_path):
+    model = modellib.MaskRCNN("inference", make_config(DETECTION_MIN_CONFIDENCE=1.0), str(tmp_path))
+    image = shapes(1).load_image(0)
+    result = model.detect([image])[0]
+    assert result["rois"].shape == (0, 4) and result["class_ids"].shape == (0,) and result["scores"].shape == (0,)
+    assert result["masks"].shape == (64, 64, 0)
+
+
+def test_mask_head_runs_on_real_detections_only(tmp_path, inference_model):
+    """Masks of the graph equal those of a mask head run on all DETECTION_MAX_INSTANCES rows."""
+    image = shapes(1, seed=5).load_image(0)
+    molded, metas, _ = inference_model.mold_inputs([image])
+    anchors = inference_model.get_anchors(molded.shape[1:])[None]
+    detections, _, _, masks, *_ = inference_model.keras_model([molded, metas, anchors], training=False)
+    detections, masks = np.asarray(detections), np.asarray(masks)
+    n = int((detections[0, :, 4] > 0).sum())
+    assert 0 < n
+    assert masks.shape[1] == inference_model.config.DETECTION_MAX_INSTANCES
+    assert not masks[0, n:].any()
+    km = inference_model.keras_model
+    feature_maps = [km.get_layer(name).output for name in ("fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5")]
+    probe = keras.Model(km.inputs, feature_maps)
+    maps = probe([molded, metas, anchors], training=False)
+    # the mask head applied by hand to every row, padding included
+    d = detections.shape[1]
+    x = km.get_layer("roi_align_mask")([detections[:, :, :4], metas, *maps])
+    x = np.reshape(x, (d, *x.shape[2:]))
+    for i in range(1, 5):
+        x = km.get_layer(f"mrcnn_mask_conv{i}")(x)
+        x = np.maximum(km.get_layer(f"mrcnn_mask_bn{i}")(x, training=False), 0)
+    x = km.get_layer("mrcnn_mask")(km.get_layer("mrcnn_mask_deconv")(x))
+    np.testing.assert_allclose(masks[0, :n], np.asarray(x)[:n], atol=1e-5)
+
+
 def test_train_writes_checkpoints_and_resumes(tmp_path):
     config = make_config(BACKBONE=small_backbone, COMPUTE_BACKBONE_SHAPE=small_backbone_shapes, TRAIN_BN=True)
     train_set, val_set = shapes(6, seed=1), shapes(2, seed=2)
