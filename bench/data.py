@@ -15,6 +15,10 @@ anchors for the ResNet strides with scales (32, 64, 128, 256, 512) at 1024 and h
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
 import argparse
 import pathlib
 import sys

@@ -11,6 +11,10 @@ ResNet (C1..C5, no FPN or heads) at the same size, timed in the same run.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
 import argparse
 import statistics
 import tempfile
@@ -101,7 +105,9 @@ def main(argv=None) -> None:
         for n in instances:
             for batch in batches:
                 seconds = time_detect(setup, n, batch, args.repeats)
-                print(f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {seconds / reference:>10.2f}", flush=True)
+                print(
+                    f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {seconds / reference:>10.2f}", flush=True
+                )
 
 
 if __name__ == "__main__":

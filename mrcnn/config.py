@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101")
+KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101", "small")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
@@ -47,7 +47,8 @@ class Config:
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
 
-    # "resnet50", "resnet101", "se_resnet50", "se_resnet101", or a callable
+    # "resnet50", "resnet101", "se_resnet50", "se_resnet101", "small" (a CPU demo CNN, no pretrained weights),
+    # or a callable
     # f(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5].
     BACKBONE: str | Callable = "resnet101"
 

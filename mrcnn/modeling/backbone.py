@@ -125,11 +125,37 @@ def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: 
     return [C1, C2, C3, C4, C5]
 
 
+SMALL_WIDTHS = (16, 32, 64, 96, 128)
+
+
+def small_cnn_graph(input_image, stage5: bool = True, train_bn: bool = True, widths=SMALL_WIDTHS) -> list:
+    """A small CNN that stands in for ResNet where there is no GPU and no pretrained weights (``BACKBONE="small"``).
+
+    Five stages of two 3x3 convolutions (the first strided), BatchNorm and ReLU, layer names ``small{i}_*``.
+    Returns [C1..C5] at strides 2, 4, 8, 16, 32 with ``widths`` channels: the FPN strides of ResNet, so the
+    rest of the network is unchanged. It trains from scratch in minutes on a CPU; use it for tests, demos and
+    the shipped sample, not for real data.
+    """
+    outputs = []
+    x = input_image
+    for i, filters in enumerate(widths, start=1):
+        x = KL.Conv2D(filters, 3, strides=2, padding="same", name=f"small{i}_conv")(x)
+        x = BatchNorm(name=f"small{i}_bn", train_bn=train_bn)(x)
+        x = KL.Activation("relu")(x)
+        x = KL.Conv2D(filters, 3, padding="same", name=f"small{i}_conv2")(x)
+        x = BatchNorm(name=f"small{i}_bn2", train_bn=train_bn)(x)
+        x = KL.Activation("relu")(x)
+        outputs.append(x)
+    return outputs
+
+
 def build_backbone(input_image, config) -> list:
-    """[C1..C5] for ``config.BACKBONE``: an architecture name or a callable
+    """[C1..C5] for ``config.BACKBONE``: "small", a ResNet architecture name, or a callable
     ``f(input_image, stage5=True, train_bn=config.TRAIN_BN) -> [C1, C2, C3, C4, C5]``.
     """
     backbone = config.BACKBONE
     if callable(backbone):
         return list(backbone(input_image, stage5=True, train_bn=config.TRAIN_BN))
+    if backbone == "small":
+        return small_cnn_graph(input_image, stage5=True, train_bn=config.TRAIN_BN)
     return resnet_graph(input_image, backbone, stage5=True, train_bn=config.TRAIN_BN)

@@ -91,6 +91,20 @@ class LossLayer(keras.layers.Layer):
         return (1,)
 
 
+class LeadingRows(keras.layers.Layer):
+    """``x[:, :count]``: the first ``count`` rows of each image's [B, N, ...] tensor."""
+
+    def __init__(self, count: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+
+    def call(self, x):
+        return x[:, : self.count]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.count, *input_shape[2:])
+
+
 class ValidDetectionBoxes(keras.layers.Layer):
     """detections [B, D, 6] -> boxes [B, n, 4] where n is the largest count of real detections in the batch.
 
@@ -152,7 +166,11 @@ def _rpn(rpn_feature_maps, config: Config):
 
 
 def build_training_model(config: Config) -> keras.Model:
-    """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS."""
+    """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS.
+
+    mrcnn_mask covers the first int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) ROIs of ``rois`` (where the
+    positives are), not all of them as in Matterport; the loss is the same.
+    """
     h, w, c = (int(v) for v in config.IMAGE_SHAPE)
     input_image = keras.Input(shape=(None, None, c), name="input_image")
     input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
@@ -200,8 +218,14 @@ def build_training_model(config: Config) -> keras.Model:
         train_bn=config.TRAIN_BN,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
     )
+    # The detection target layer puts the positive ROIs first, at most int(T * ROI_POSITIVE_RATIO) of them,
+    # and the mask loss only looks at positives: run the mask head on those rows alone (a third of the work).
+    positives = max(1, int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO))
+    mask_rois = LeadingRows(positives, name="mask_rois")(rois)
+    mask_target_ids = LeadingRows(positives, name="mask_target_class_ids")(target_class_ids)
+    mask_targets = LeadingRows(positives, name="mask_targets")(target_mask)
     mrcnn_mask = build_fpn_mask_graph(
-        rois,
+        mask_rois,
         mrcnn_feature_maps,
         input_image_meta,
         config.MASK_POOL_SIZE,
@@ -223,7 +247,7 @@ def build_training_model(config: Config) -> keras.Model:
         [target_bbox, target_class_ids, mrcnn_bbox]
     )
     mask_loss = LossLayer(losses.mrcnn_mask_loss_graph, name="mrcnn_mask_loss")(
-        [target_mask, target_class_ids, mrcnn_mask]
+        [mask_targets, mask_target_ids, mrcnn_mask]
     )
     outputs = [
         rpn_class_logits,

@@ -12,13 +12,11 @@ from mrcnn.config import Config
 from mrcnn.data.ground_truth import load_image_gt
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.metrics import compute_ap
-from mrcnn.testing import small_backbone, small_backbone_shapes
 
 
 class LearnConfig(Config):
     NAME = "learn"
-    BACKBONE = small_backbone
-    COMPUTE_BACKBONE_SHAPE = small_backbone_shapes
+    BACKBONE = "small"
     TRAIN_BN = True
     NUM_CLASSES = 4
     IMAGES_PER_GPU = 4
@@ -34,6 +32,8 @@ class LearnConfig(Config):
     TRAIN_ROIS_PER_IMAGE = 32
     MAX_GT_INSTANCES = 8
     MINI_MASK_SHAPE = (28, 28)
+    MASK_POOL_SIZE = 7
+    MASK_SHAPE = [14, 14]
     DETECTION_MAX_INSTANCES = 10
     DETECTION_MIN_CONFIDENCE = 0.5
     STEPS_PER_EPOCH = 50

@@ -225,7 +225,11 @@ def test_detect_with_no_detections(tmp_path):
     model = modellib.MaskRCNN("inference", make_config(DETECTION_MIN_CONFIDENCE=1.0), str(tmp_path))
     image = shapes(1).load_image(0)
     result = model.detect([image])[0]
-    assert result["rois"].shape == (0, 4) and result["class_ids"].shape == (0,) and result["scores"].shape == (0,)
+    assert (
+        result["rois"].shape == (0, 4)
+        and result["class_ids"].shape == (0,)
+        and result["scores"].shape == (0,)
+    )
     assert result["masks"].shape == (64, 64, 0)
 
 

@@ -165,3 +165,23 @@ def test_batched_functional_layer():
     assert order[0] == 2 and target_ids[1, 0] == 3 and np.all(target_ids[1, 1:] == 0)
     # One positive -> int(1 / 0.5) - 1 = 1 negative, drawn from proposals 0, 1, 3, 4, 5.
     assert len(order) == 2 and order[1] in (0, 1, 3, 4, 5)
+
+
+def test_positives_never_exceed_the_quota_and_come_first():
+    """The training graph runs the mask head on the first int(T * ROI_POSITIVE_RATIO) ROIs only: every
+    positive must be there, however many proposals overlap the ground truth."""
+    config = make_config(TRAIN_ROIS_PER_IMAGE=10, ROI_POSITIVE_RATIO=0.33)
+    rng = np.random.default_rng(0)
+    gt_boxes = np.array(
+        [[[0.1, 0.1, 0.6, 0.6], [0.4, 0.4, 0.9, 0.9], [0, 0, 0, 0], [0, 0, 0, 0]]], np.float32
+    )
+    gt_ids = np.array([[1, 2, 0, 0]], np.int32)
+    # 40 proposals jittered around the two boxes: nearly all positive
+    centres = np.repeat(gt_boxes[0, :2], 20, axis=0)
+    proposals = np.clip(centres + rng.normal(0, 0.01, centres.shape), 0, 1).astype(np.float32)[None]
+    gt_masks = np.ones((1, 64, 64, 4), bool)
+    rois, class_ids, _, _ = DetectionTargetLayer(config)([proposals, gt_ids, gt_boxes, gt_masks])
+    class_ids = np.asarray(class_ids)[0]
+    quota = int(10 * 0.33)
+    assert (class_ids[:quota] > 0).all()
+    assert not (class_ids[quota:] > 0).any()
