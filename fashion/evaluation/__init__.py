@@ -1,0 +1,14 @@
+"""Evaluation of fashion parsing: thesis 001's multi-label and segmentation metrics and combined scores,
+the iMaterialist Kaggle score, pixel-level metrics (thesis 003), COCO AP via pycocotools, and a report
+that aggregates them over a test set.
+
+- :mod:`fashion.evaluation.metrics`: pure numpy metric functions.
+- :mod:`fashion.evaluation.coco_eval`: the pycocotools bridge (box and mask AP, per-class AP).
+- :mod:`fashion.evaluation.report`: ``EvaluationReport``, ``evaluate_predictions``, ``format_table``,
+  ``write_json``.
+"""
+
+from fashion.evaluation.coco_eval import coco_evaluate
+from fashion.evaluation.report import EvaluationReport, evaluate_predictions, format_table, write_json
+
+__all__ = ["EvaluationReport", "coco_evaluate", "evaluate_predictions", "format_table", "write_json"]

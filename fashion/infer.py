@@ -1,0 +1,294 @@
+"""Run a trained fashion Mask R-CNN on images and write what it finds.
+
+    python fashion/infer.py --weights last --preset sample photos/ --out results/
+    python fashion/infer.py --weights run/mask_rcnn_fashion_0040.h5 a.jpg b.jpg --out results/ \\
+        --max-per-class "shoe=2" --min-area 50 --kaggle
+
+Writes under --out:
+  overlays/<name>.png     the image with masks, boxes, class names and scores (mrcnn.visualize)
+  label_maps/<name>.png   semantic label map: pixel value = class id (0 background), instances painted in
+                          order of increasing confidence so the most confident wins; a palette PNG whose
+                          colours are the overlay's class colours
+  classes.json            class id -> name and source category id (the label maps' values)
+  coco_results.json       COCO results: image_id (1-based position in the run), file_name, category_id
+                          (model class id), category_name, bbox [x, y, w, h], score, segmentation (COCO RLE)
+  submission.csv          with --kaggle: ImageId,EncodedPixels,ClassId in the iMaterialist 2019 format (masks
+                          made non-overlapping, RLE column-major with 1-based starts, ClassId the competition's
+                          category id); an image without detections gets one row with empty fields
+
+Post-processing (--min-score, --min-area, then --max-per-class) applies to every output. Masks are at each
+image's original size. Class names come from --preset's class subset (or --classes) as in fashion/train.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
+from fashion import postprocess as pp  # noqa: E402
+from fashion.cli_common import (  # noqa: E402
+    EXIT_USAGE,
+    IMAGE_EXTENSIONS,
+    CLIError,
+    add_model_arguments,
+    add_postprocess_arguments,
+    build_inference_model,
+    check_weights_argument,
+    clean_class_names,
+    inference_overrides,
+    load_inference_weights,
+    postprocess_options,
+    read_image,
+    resolve_categories,
+)
+
+__all__ = [
+    "KAGGLE_HEADER",
+    "build_parser",
+    "coco_result_records",
+    "find_images",
+    "main",
+    "output_names",
+    "save_label_map",
+    "save_overlay",
+    "write_kaggle_csv",
+]
+
+KAGGLE_HEADER = ("ImageId", "EncodedPixels", "ClassId")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fashion/infer.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    p.add_argument("inputs", nargs="+", help="image files and/or folders of images")
+    p.add_argument("--out", required=True, help="output folder")
+    add_model_arguments(p)
+    add_postprocess_arguments(p)
+    p.add_argument("--kaggle", action="store_true", help="also write submission.csv (iMaterialist format)")
+    p.add_argument("--limit", type=int, help="process only the first N images")
+    p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs (the slowest output)")
+    return p
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def find_images(inputs: Sequence[str]) -> list[str]:
+    """Image paths: each folder's files with an image extension (sorted, not recursive), files as given.
+
+    Raises CLIError for an input that does not exist."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            names = sorted(n for n in os.listdir(item) if n.lower().endswith(IMAGE_EXTENSIONS))
+            paths.extend(os.path.join(item, n) for n in names if os.path.isfile(os.path.join(item, n)))
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise CLIError(f"{item!r}: no such image file or folder")
+    return paths
+
+
+def output_names(paths: Sequence[str]) -> list[str]:
+    """A distinct output stem per input path: the file's stem, with ``_2``, ``_3`` ... for repeats."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return names
+
+
+# --------------------------------------------------------------------------------------------- outputs
+def _palette(num_classes: int) -> list[int]:
+    from mrcnn.visualize import class_colors
+
+    colors = [(0.0, 0.0, 0.0)] + class_colors(range(1, num_classes))
+    flat = [int(round(255 * v)) for color in colors for v in color[:3]]
+    return flat + [0] * (768 - len(flat))
+
+
+def save_label_map(path: str, label_map: np.ndarray, num_classes: int) -> str:
+    """Write a ``[H, W]`` class-id map as a PNG whose pixel values are the class ids: a palette PNG coloured
+    like the overlays when there are at most 256 classes, else 16-bit grayscale. Returns the path."""
+    from PIL import Image
+
+    if num_classes <= 256:
+        image = Image.fromarray(label_map.astype(np.uint8))  # mode L; putpalette makes it P
+        image.putpalette(_palette(num_classes))
+    else:
+        image = Image.fromarray(label_map.astype(np.uint16))
+    image.save(path)
+    return path
+
+
+def save_overlay(
+    path: str, image: np.ndarray, detections: Mapping, class_names: Sequence[str], title: str
+) -> str:
+    """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG (at most about
+    800 pixels on the longer side). Returns the path."""
+    import matplotlib.pyplot as plt
+
+    from mrcnn import visualize
+
+    height, width = image.shape[:2]
+    scale = 8.0 / max(height, width)
+    fig, ax = plt.subplots(1, figsize=(max(width * scale, 2.0), max(height * scale, 2.0)))
+    try:
+        visualize.display_instances(
+            image,
+            detections["rois"],
+            detections["masks"],
+            detections["class_ids"],
+            class_names,
+            detections["scores"],
+            title=title,
+            ax=ax,
+            save_path=path,
+        )
+    finally:
+        plt.close(fig)
+    return path
+
+
+def coco_result_records(
+    detections: Mapping, image_id: int, file_name: str, class_names: Sequence[str]
+) -> list[dict]:
+    """COCO result dicts of one image, box and mask together (as Detectron2 writes them), plus
+    ``file_name`` and ``category_name``."""
+    from fashion.evaluation.coco_eval import coco_image_results
+
+    boxes = coco_image_results(detections, image_id, "bbox")
+    masks = coco_image_results(detections, image_id, "segm")
+    records = []
+    for box, mask in zip(boxes, masks):
+        c = int(box["category_id"])
+        records.append(
+            {
+                **box,
+                "segmentation": mask["segmentation"],
+                "file_name": file_name,
+                "category_name": str(class_names[c]) if 0 <= c < len(class_names) else str(c),
+            }
+        )
+    return records
+
+
+def write_kaggle_csv(path: str, rows: Sequence[Sequence[str]]) -> str:
+    """Write ``ImageId,EncodedPixels,ClassId`` rows with the header. Returns the path."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(KAGGLE_HEADER)
+        writer.writerows(rows)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CLIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    categories = resolve_categories(args.preset, args.classes, args.format)
+    class_names = clean_class_names(categories)
+    source_ids = [0] + [c.id for c in categories]
+    options = postprocess_options(args, ["BG"] + [c.name for c in categories])
+    overrides = inference_overrides(args)
+    check_weights_argument(args.weights)
+    paths = find_images(args.inputs)[: args.limit or None]
+    if not paths:
+        raise CLIError(
+            f"no images found in {' '.join(args.inputs)} (extensions {', '.join(IMAGE_EXTENSIONS)})"
+        )
+
+    model, config = build_inference_model(args.preset, len(class_names), args.logs, overrides)
+    weights = load_inference_weights(model, args.weights)
+    print(
+        f"Model: preset {args.preset}, {config.BACKBONE}, {len(class_names) - 1} classes, weights {weights}\n"
+        f"Images: {len(paths)} -> {args.out}",
+        flush=True,
+    )
+
+    out_dirs = {"label_maps": os.path.join(args.out, "label_maps")}
+    if not args.no_overlays:
+        out_dirs["overlays"] = os.path.join(args.out, "overlays")
+    for d in out_dirs.values():
+        os.makedirs(d, exist_ok=True)
+
+    coco_records: list[dict] = []
+    kaggle: list[tuple[str, str, str]] = []
+    skipped: list[str] = []
+    seconds: list[float] = []
+    detected = 0
+    names = output_names(paths)
+    bar = tqdm(list(zip(paths, names)), desc="infer", unit="image", file=sys.stderr)
+    for path, name in bar:
+        try:
+            image = read_image(path)
+        except Exception as e:  # PIL raises several types for broken files
+            skipped.append(path)
+            bar.write(f"warning: skipped unreadable image {path}: {type(e).__name__}: {e}", file=sys.stderr)
+            continue
+        start = time.perf_counter()
+        result = pp.postprocess(model.detect([image])[0], options)
+        seconds.append(time.perf_counter() - start)
+        detected += pp.num_detections(result)
+        image_index = len(seconds)
+        file_name = os.path.basename(path)
+        coco_records.extend(coco_result_records(result, image_index, file_name, class_names))
+        save_label_map(
+            os.path.join(out_dirs["label_maps"], name + ".png"),
+            pp.semantic_label_map(result),
+            len(class_names),
+        )
+        if "overlays" in out_dirs:
+            save_overlay(
+                os.path.join(out_dirs["overlays"], name + ".png"), image, result, class_names, file_name
+            )
+        if args.kaggle:
+            kaggle.extend(pp.kaggle_rows(file_name, result, source_ids))
+    bar.close()
+
+    with open(os.path.join(args.out, "coco_results.json"), "w", encoding="utf-8") as f:
+        json.dump(coco_records, f)
+    classes = [
+        {"class_id": k, "name": categories[k - 1].name, "source_category_id": categories[k - 1].id}
+        for k in range(1, len(class_names))
+    ]
+    with open(os.path.join(args.out, "classes.json"), "w", encoding="utf-8") as f:
+        json.dump({"background": 0, "classes": classes}, f, indent=1)
+    if args.kaggle:
+        write_kaggle_csv(os.path.join(args.out, "submission.csv"), kaggle)
+
+    done = len(seconds)
+    timing = f", {np.mean(seconds[1:] or seconds):.3f} s per image after the first" if done else ""
+    print(f"Done: {done} images, {detected} instances{timing}; outputs in {args.out}")
+    if skipped:
+        print(f"Warning: {len(skipped)} unreadable image(s) skipped: {', '.join(skipped)}", file=sys.stderr)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""Train Mask R-CNN on a fashion dataset with one of the seed documents' recipes.
+
+    python fashion/train.py --dataset fashion/sample --preset sample --weights none      # the shipped sample
+    python fashion/train.py --dataset /data/imaterialist --preset thesis001 --weights coco
+    python fashion/train.py --dataset /data/imaterialist --preset thesis001 --weights last   # resume
+
+The run: index the dataset (class subset, bad rows counted and skipped), hold out --val-split of the images,
+cap/oversample the training images, build the preset's config, print the plan, load weights, train the
+schedule's stages (Keras progress bars; a checkpoint per epoch under <logs>/<name><timestamp>/), then evaluate
+the last checkpoint on the validation images (mAP@50 and mAP@[.5:.95], mrcnn.metrics.compute_ap) and print it.
+
+--weights last resumes the newest run of this config NAME in --logs: it continues in the stage and at the
+epoch where that run stopped, in the same log folder, with the schedule given on the command line (pass the
+same --schedule/--epochs as before; a mismatch with the run's saved plan.json is reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the plan
+if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
+from fashion.augment import AUGMENTATIONS, get_augmentation  # noqa: E402
+from fashion.categories import subset_names  # noqa: E402
+from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
+from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
+from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+EXIT_USAGE = 2
+
+
+class TrainError(RuntimeError):
+    """A problem the user can fix (message says how); main() prints it and exits with status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fashion/train.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Presets: " + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()),
+    )
+    p.add_argument("--dataset", required=True, help="dataset folder (or COCO json file)")
+    p.add_argument("--format", choices=FORMATS, help="dataset format (default: the preset's)")
+    p.add_argument("--images", help="image folder when not the format's default place")
+    p.add_argument(
+        "--preset", default="thesis001", choices=sorted(PRESETS), help="seed recipe (default thesis001)"
+    )
+    p.add_argument(
+        "--classes",
+        help=f"class subset ({', '.join(subset_names())}) or names/ids separated by ';' "
+        "(default: the preset's)",
+    )
+    p.add_argument(
+        "--weights", default="coco", help="coco | imagenet | last | none | PATH to an .h5 (default coco)"
+    )
+    p.add_argument(
+        "--schedule", choices=sorted(SCHEDULES), help="multi-stage schedule (default: the preset's)"
+    )
+    p.add_argument(
+        "--epochs",
+        help="new total epochs (stages scaled in proportion) or comma-separated end epoch of each stage",
+    )
+    p.add_argument("--steps-per-epoch", type=int, help="override STEPS_PER_EPOCH")
+    p.add_argument("--validation-steps", type=int, help="override VALIDATION_STEPS")
+    p.add_argument("--augment", choices=AUGMENTATIONS, help="augmentation scheme (default: the preset's)")
+    p.add_argument("--val-split", type=float, default=0.1, help="fraction of images held out (default 0.1)")
+    p.add_argument(
+        "--cap", type=int, help="at most this many images recruited per class (default: the preset's)"
+    )
+    p.add_argument("--oversample-min", type=int, help="repeat images of classes with fewer images up to this")
+    p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
+    p.add_argument(
+        "--logs", default=os.path.join(REPO_ROOT, "logs"), help="log/checkpoint folder (default logs/)"
+    )
+    p.add_argument(
+        "--weights-dir", default=os.path.join(REPO_ROOT, "weights"), help="where coco weights live"
+    )
+    p.add_argument("--name", help="config NAME (log folder and checkpoint prefix; default 'fashion')")
+    p.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images (default all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the balancing")
+    p.add_argument("--workers", type=int, default=1, help="data loading threads")
+    p.add_argument(
+        "--verbose", type=int, default=1, help="Keras verbosity: 0 silent, 1 progress bar, 2 per epoch"
+    )
+    return p
+
+
+# --------------------------------------------------------------------------------------------- data
+def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[Any, Any, Any]:
+    """(full dataset, train, val), indexed and prepared."""
+    fmt = args.format or preset.fmt
+    classes = args.classes or preset.classes
+    try:
+        dataset = load_dataset(
+            fmt,
+            args.dataset,
+            classes=classes,
+            max_dim=max_dim,
+            skip_unreadable=True,
+            image_dir=args.images,
+            limit=args.limit,
+        )
+    except (ValueError, OSError) as e:
+        raise TrainError(f"cannot load the {fmt} dataset at {args.dataset}: {e}") from e
+    dataset.check_images()
+    if not dataset.image_info:
+        raise TrainError(
+            f"no usable images in {args.dataset} for classes {classes!r}:\n{dataset.warnings.summary()}"
+        )
+    dataset.prepare()
+    try:
+        train, val = split(dataset, args.val_split, seed=args.seed)
+    except ValueError as e:
+        raise TrainError(str(e)) from e
+    cap = args.cap if args.cap is not None else preset.cap
+    if cap:
+        train = cap_per_class(train, cap, seed=args.seed)
+    if args.oversample_min:
+        train = oversample(train, min_images=args.oversample_min, seed=args.seed)
+    return dataset, train, val
+
+
+# --------------------------------------------------------------------------------------------- weights
+def resolve_weights(choice: str, weights_dir: str) -> str | None:
+    """The file --weights names, downloading COCO's once; None for none/last/imagenet (resolved later).
+
+    Runs before the model is built, so a failed download stops the run at once. Raises TrainError with advice.
+    """
+    if choice in ("none", "last", "imagenet"):
+        return None
+    if choice == "coco":
+        from mrcnn import utils
+
+        path = os.path.join(weights_dir, "mask_rcnn_coco.h5")
+        if not os.path.exists(path):
+            try:
+                utils.download_trained_weights(path)
+            except Exception as e:  # no network, proxy, wrong size ...
+                raise TrainError(
+                    f"could not download Matterport's COCO weights to {path}: {type(e).__name__}: {e}\n"
+                    "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
+                    f"(or copy mask_rcnn_coco.h5 into {weights_dir} and --weights coco finds it)."
+                ) from e
+        return path
+    if not os.path.exists(choice):
+        raise TrainError(f"--weights {choice!r}: no such file (use coco, imagenet, last, none or a path)")
+    return choice
+
+
+def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
+    """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description."""
+    if choice == "none":
+        return "none (random initialisation)"
+    if choice == "last":
+        try:
+            path = model.find_last()
+        except FileNotFoundError as e:
+            raise TrainError(f"--weights last: {e}. Start a run first (e.g. --weights none).") from e
+        model.load_weights(path, by_name=True)
+        return f"last checkpoint {path} (resuming after epoch {model.epoch})"
+    if choice == "coco":
+        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
+        return f"COCO {path} (without {', '.join(COCO_HEAD_LAYERS)})"
+    if choice == "imagenet":
+        try:
+            path = model.get_imagenet_weights()
+        except Exception as e:
+            raise TrainError(f"{e}\nUse --weights none or --weights PATH instead.") from e
+        model.load_weights(path, by_name=True)
+        return f"ImageNet ResNet50 {path}"
+    try:
+        model.load_weights(path, by_name=True)
+        return f"{path}"
+    except OSError as e:
+        raise TrainError(f"--weights {path}: not a readable Keras-2 .h5 weights file ({e})") from e
+    except ValueError as e:
+        # Usually another class count: load everything but the class-specific heads.
+        print(f"Note: {e}\n      loading {path} without the class-specific head layers instead")
+        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
+        return f"{path} (without {', '.join(COCO_HEAD_LAYERS)})"
+
+
+# --------------------------------------------------------------------------------------------- evaluation
+def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, verbose: bool = True) -> dict:
+    """mAP@50 and mAP@[.5:.95] of ``model`` (inference mode) over ``dataset``'s images (mask IoU), as
+    Matterport's notebooks compute it: the mean over images of each image's AP from mrcnn.metrics.compute_ap.
+    Also, per class, the mean AP@50 of the images that contain it.
+
+    Crowd instances (negative ids) are left out of the ground truth. Images whose instances all vanish at
+    the model's image size are skipped.
+    """
+    from mrcnn.metrics import compute_ap, compute_ap_range
+    from mrcnn.model import load_image_gt
+
+    ids = list(dataset.image_ids)[: limit or None]
+    aps50, aps, per_class = [], [], {}
+    start = time.time()
+    for n, image_id in enumerate(ids, 1):
+        image, _, gt_class_ids, gt_boxes, gt_masks = load_image_gt(dataset, config, image_id)
+        keep = gt_class_ids > 0
+        gt_class_ids, gt_boxes, gt_masks = gt_class_ids[keep], gt_boxes[keep], gt_masks[:, :, keep]
+        if not len(gt_class_ids):
+            continue
+        r = model.detect([image], verbose=0)[0]
+        args = (gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"], r["scores"], r["masks"])
+        ap50 = compute_ap(*args, iou_threshold=0.5)[0]
+        aps50.append(ap50)
+        aps.append(compute_ap_range(*args, verbose=0))
+        for c in set(gt_class_ids.tolist()):
+            per_class.setdefault(c, []).append(ap50)
+        if verbose and (n % 10 == 0 or n == len(ids)):
+            print(f"  evaluated {n}/{len(ids)} images ({time.time() - start:.0f} s)", flush=True)
+    return {
+        "images": len(aps50),
+        "mAP50": float(np.mean(aps50)) if aps50 else float("nan"),
+        "mAP50_95": float(np.mean(aps)) if aps else float("nan"),
+        "mAP50_of_images_with_class": {
+            dataset.class_info[c]["name"]: float(np.mean(v)) for c, v in sorted(per_class.items())
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------- main
+def _plan(args, preset, schedule, config, dataset, train, val, augmentation_name, start_epoch) -> str:
+    lines = [
+        "=" * 78,
+        f"Plan: preset {preset.name} ({preset.description})",
+        f"  data      {args.dataset} [{args.format or preset.fmt}], classes {args.classes or preset.classes} "
+        f"({config.NUM_CLASSES - 1} + background)",
+        f"  images    {len(dataset.image_info)} usable -> {len(train.image_info)} train "
+        f"(after cap/oversampling), {len(val.image_info)} validation",
+        f"  model     {config.BACKBONE}, {config.IMAGE_SHAPE.tolist()} {config.IMAGE_RESIZE_MODE}, anchors "
+        f"{tuple(config.RPN_ANCHOR_SCALES)}, batch {config.BATCH_SIZE}, {config.STEPS_PER_EPOCH} steps/epoch,"
+        " "
+        f"loss weights {config.LOSS_WEIGHTS}",
+        f"  weights   {args.weights}; logs {args.logs}; starting after epoch {start_epoch}",
+        f"  schedule  {args.schedule or preset.schedule}, augmentation {augmentation_name}:",
+        describe(schedule, start_epoch, augmentation_name),
+    ]
+    if dataset.warnings.total:
+        lines.append(f"  data problems ({dataset.warnings.total}, rows/files skipped):")
+        lines.extend("    " + line for line in dataset.warnings.summary().splitlines())
+    lines.append("=" * 78)
+    return "\n".join(lines)
+
+
+def _check_resumed_plan(path: str, plan: dict) -> None:
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    keys = ("preset", "schedule", "stages", "classes")
+    diff = [k for k in keys if saved.get(k) != plan.get(k)]
+    if diff:
+        print(
+            f"Warning: resuming with a different {', '.join(diff)} than the run's {path}; continuing as asked"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except TrainError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args: argparse.Namespace) -> int:
+    preset = get_preset(args.preset)
+    schedule = get_schedule(args.schedule or preset.schedule)
+    if args.epochs:
+        try:
+            parts = [int(v) for v in str(args.epochs).split(",")]
+            schedule = with_epochs(schedule, parts[0] if len(parts) == 1 else parts)
+        except ValueError as e:
+            raise TrainError(f"--epochs {args.epochs}: {e}") from e
+    augmentation_name = args.augment or preset.augmentation
+    overrides: dict[str, Any] = {}
+    if args.steps_per_epoch:
+        overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
+    if args.validation_steps:
+        overrides["VALIDATION_STEPS"] = args.validation_steps
+    if args.name:
+        overrides["NAME"] = args.name
+    max_dim = int(make_config(args.preset, **overrides).IMAGE_MAX_DIM)
+    weights_path = resolve_weights(args.weights, args.weights_dir)  # before anything slow
+
+    dataset, train, val = prepare_data(args, preset, max_dim)
+    config = make_config(args.preset, num_classes=dataset.num_classes, **overrides)
+
+    from mrcnn.model import MaskRCNN
+
+    model = MaskRCNN(mode="training", config=config, model_dir=args.logs)
+    weights = load_initial_weights(model, args.weights, weights_path)
+    print(_plan(args, preset, schedule, config, dataset, train, val, augmentation_name, model.epoch))
+    print(f"Weights: {weights}")
+
+    plan = {
+        "preset": preset.name,
+        "schedule": args.schedule or preset.schedule,
+        "stages": [
+            [s.name, s.layers, s.epochs, s.learning_rate, s.final_learning_rate, s.augment] for s in schedule
+        ],
+        "classes": args.classes or preset.classes,
+        "args": vars(args),
+    }
+    os.makedirs(model.log_dir, exist_ok=True)
+    plan_path = os.path.join(model.log_dir, "plan.json")
+    if args.weights == "last":
+        _check_resumed_plan(plan_path, plan)
+    else:
+        with open(plan_path, "w", encoding="utf-8") as f:
+            json.dump(plan, f, indent=1)
+
+    if model.epoch >= schedule[-1].epochs:
+        print(
+            f"The schedule ends at epoch {schedule[-1].epochs} and the model is at {model.epoch}: "
+            "nothing to train"
+        )
+    else:
+        run_schedule(
+            model,
+            schedule,
+            train,
+            val if val.num_images else None,
+            augmentation=get_augmentation(augmentation_name),
+            workers=args.workers,
+            verbose=args.verbose,
+        )
+    if dataset.warnings.total:  # train and val share the full dataset's counter
+        print("Data problems met:\n" + dataset.warnings.summary())
+
+    checkpoint = model.checkpoint_path.format(epoch=model.epoch)
+    if not os.path.exists(checkpoint):
+        checkpoint = model.find_last()
+    if not val.num_images:
+        print(f"No validation images (--val-split {args.val_split}): skipping evaluation. Last: {checkpoint}")
+        return 0
+    print(f"\nEvaluating {checkpoint} on {len(val.image_info)} validation images ...")
+    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
+    inference_model = MaskRCNN(mode="inference", config=inference_config, model_dir=args.logs)
+    inference_model.load_weights(checkpoint, by_name=True)
+    metrics = evaluate(inference_model, inference_config, val, limit=args.eval_limit)
+    metrics["checkpoint"] = checkpoint
+    with open(os.path.join(model.log_dir, "metrics.json"), "w", encoding="utf-8") as f:
+        json.dump(metrics, f, indent=1)
+    print(
+        f"Validation ({metrics['images']} images): mAP@50 = {metrics['mAP50']:.3f}, "
+        f"mAP@[.5:.95] = {metrics['mAP50_95']:.3f}"
+    )
+    for name, ap in metrics["mAP50_of_images_with_class"].items():
+        print(f"  mAP@50 of the images with {name:<30} {ap:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
