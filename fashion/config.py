@@ -152,7 +152,7 @@ PRESETS: dict[str, Preset] = {
     "sample": Preset(
         "sample",
         "Shipped synthetic sample on a CPU, from scratch: small CNN backbone, 128x128, light heads",
-        config=dict(_SMALL),
+        config={**_SMALL, "STEPS_PER_EPOCH": 30},
         inference={"DETECTION_MAX_INSTANCES": 10},
         schedule="sample",
     ),
