@@ -153,7 +153,7 @@ PRESETS: dict[str, Preset] = {
         "sample",
         "Shipped synthetic sample on a CPU, from scratch: small CNN backbone, 128x128, light heads",
         config={**_SMALL, "STEPS_PER_EPOCH": 30},
-        inference={"DETECTION_MAX_INSTANCES": 10},
+        inference={"DETECTION_MAX_INSTANCES": 10, "DETECTION_MIN_CONFIDENCE": 0.3},
         schedule="sample",
     ),
     "tiny": Preset(

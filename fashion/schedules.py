@@ -16,7 +16,7 @@ thesis001        10 heads @ 0.0005 constant, no augmentation; 30 all @ 0.0001 ->
 thesis000        200 heads @ 0.001; 400 4+ @ 0.001; 500 all @ 0.00025 (thesis 000, 4.2.2), augmented.
 deck002          10 heads @ 0.001; 20 all @ 0.0001; 30 all @ 0.00005, the last two augmented (the runs of
                  slide deck 002 chained into one schedule).
-sample           8 all @ 0.01 -> 0.002, augmented (the shipped sample from scratch on a CPU).
+sample           12 all @ 0.01 -> 0.002, augmented (the shipped sample from scratch on a CPU).
 tiny             1 heads @ 0.001; 2 all @ 0.001 -> 0.0005, augmented (tests).
 ================ =====================================================================================
 
@@ -69,7 +69,7 @@ SCHEDULES: dict[str, tuple[Stage, ...]] = {
         Stage("all-low", "all", 30, 0.00005, augment=True),
     ),
     # From scratch (no pretrained backbone), so every layer trains from the start.
-    "sample": (Stage("all", "all", 8, 0.01, 0.002, augment=True),),
+    "sample": (Stage("all", "all", 12, 0.01, 0.002, augment=True),),
     "tiny": (
         Stage("heads", "heads", 1, 0.001),
         Stage("all", "all", 2, 0.001, 0.0005, augment=True),
