@@ -31,7 +31,7 @@ setup(
         "imgaug>=0.4.0",
     ],
     extras_require={
-        "dev": ["pytest", "hypothesis", "ruff", "nbmake"],
+        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -70,6 +70,7 @@ class Preset:
 _SMALL = {
     "BACKBONE": "small",
     "TRAIN_BN": True,
+    "BATCH_NORM_MOMENTUM": 0.9,
     "MASK_POOL_SIZE": 7,
     "MASK_SHAPE": [14, 14],
     "IMAGE_MIN_DIM": 128,

@@ -25,6 +25,7 @@ import numpy as np
 
 KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101", "small")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
+MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 
@@ -151,8 +152,17 @@ class Config:
     # Train BatchNorm layers. False freezes them: small batches give poor statistics.
     TRAIN_BN = False
 
+    # Moving-average momentum of BatchNorm layers that train (TRAIN_BN = True). Keras' (and Matterport's)
+    # 0.99 suits long runs; short runs from scratch want less (0.9) or the inference statistics lag behind.
+    BATCH_NORM_MOMENTUM = 0.99
+
     # Gradients are clipped to this global norm.
     GRADIENT_CLIP_NORM = 5.0
+
+    # None (float32), "mixed_float16" (GPUs; the loss is scaled dynamically) or "mixed_bfloat16" (CPUs,
+    # TPUs, recent GPUs). Convolutions and dense layers compute in that type; box math, ROI align, targets,
+    # losses and the model's outputs stay float32. Weights are float32 either way.
+    MIXED_PRECISION: str | None = None
 
     def __init__(self) -> None:
         # A plain function assigned as a class attribute would bind to the instance; keep it unbound.
@@ -231,6 +241,10 @@ class Config:
             raise ConfigError(
                 f"LOSS_WEIGHTS must have exactly the keys {LOSS_NAMES}; missing {sorted(missing)}, "
                 f"unknown {sorted(unknown)}"
+            )
+        if self.MIXED_PRECISION not in MIXED_PRECISION_POLICIES:
+            raise ConfigError(
+                f"MIXED_PRECISION must be one of {MIXED_PRECISION_POLICIES}, got {self.MIXED_PRECISION!r}"
             )
         if self.TRAIN_ROIS_PER_IMAGE < 1 or self.MAX_GT_INSTANCES < 1 or self.DETECTION_MAX_INSTANCES < 1:
             raise ConfigError(

@@ -27,9 +27,13 @@ from mrcnn.modeling.build import build_inference_model, build_training_model, py
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
     CheckpointCallback,
+    TrainingLoader,
     TrainingModel,
+    global_batch_size,
+    is_chief,
     layer_regex,
     make_optimizer,
+    make_strategy,
     set_trainable,
 )
 from mrcnn.weights import load_weights_h5, save_weights_h5
@@ -53,9 +57,14 @@ class MaskRCNN:
         mode: "training" or "inference".
         config: a :class:`mrcnn.config.Config` (subclass) instance.
         model_dir: folder for training logs and checkpoints.
+        strategy: a ``tf.distribute.Strategy`` to train under (training mode only), e.g. a
+            ``MultiWorkerMirroredStrategy`` for several machines. Without it, GPU_COUNT > 1 gives a
+            ``MirroredStrategy`` (see :func:`mrcnn.training.make_strategy`). The graph is built in its scope.
     """
 
-    def __init__(self, mode: str, config: Config, model_dir: str):
+    def __init__(
+        self, mode: str, config: Config, model_dir: str, strategy: tf.distribute.Strategy | None = None
+    ):
         if mode not in ("training", "inference"):
             raise ValueError(f"mode must be 'training' or 'inference', got {mode!r}")
         self.mode = mode
@@ -65,7 +74,12 @@ class MaskRCNN:
         self._anchor_cache: dict[tuple, np.ndarray] = {}
         self._predict_fn = None
         self.set_log_dir()
-        self.keras_model = self.build(mode, config)
+        if mode == "training":
+            self.strategy = make_strategy(config, strategy)
+        else:
+            self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.keras_model = self.build(mode, config)
 
     # -- graph ---------------------------------------------------------------------------------------------
 
@@ -195,12 +209,15 @@ class MaskRCNN:
             augmentation: an imgaug augmenter (e.g. ``iaa.Fliplr(0.5)``) applied to training images and masks.
             custom_callbacks: extra Keras callbacks.
             no_augmentation_sources: dataset sources whose images are never augmented.
+        Each step takes IMAGES_PER_GPU images per replica of ``self.strategy`` (BATCH_SIZE without one). With
+        a multi-worker strategy every worker runs this same call; Keras shards the batches between them.
         Returns the Keras ``History``.
         """
         if self.mode != "training":
             raise RuntimeError("create the model in training mode to train it")
         config = self.config
-        train_loader = DataLoader(
+        batch_size = global_batch_size(config, self.strategy)
+        train_loader = TrainingLoader(
             train_dataset,
             config,
             shuffle=True,
@@ -209,28 +226,40 @@ class MaskRCNN:
             workers=workers,
             steps_per_epoch=config.STEPS_PER_EPOCH,
             initial_epoch=self.epoch,
+            batch_size=batch_size,
         )
         val_loader = None
         if val_dataset is not None:
-            val_loader = DataLoader(
-                val_dataset, config, shuffle=True, workers=workers, steps_per_epoch=config.VALIDATION_STEPS
+            val_loader = TrainingLoader(
+                val_dataset,
+                config,
+                shuffle=True,
+                workers=workers,
+                steps_per_epoch=config.VALIDATION_STEPS,
+                batch_size=batch_size,
             )
 
-        os.makedirs(self.log_dir, exist_ok=True)
-        config.to_json(os.path.join(self.log_dir, "config.json"))
+        # With several workers only the chief writes checkpoints and logs (they all hold the same weights).
+        chief = is_chief(self.strategy)
+        if chief:
+            os.makedirs(self.log_dir, exist_ok=True)
+            config.to_json(os.path.join(self.log_dir, "config.json"))
         if verbose:
             print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
             print(f"Checkpoint Path: {self.checkpoint_path}")
         set_trainable(self.keras_model, layers, verbose=0)
 
-        trainer = TrainingModel(self.keras_model, config)
-        trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+        with self.strategy.scope():
+            trainer = TrainingModel(self.keras_model, config)
+            trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
         callbacks = [
             CheckpointCallback(self.keras_model, self.checkpoint_path),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
             keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
-            *(custom_callbacks or []),
         ]
+        if not chief:
+            callbacks = []
+        callbacks += list(custom_callbacks or [])
         history = trainer.fit(
             train_loader,
             initial_epoch=self.epoch,
@@ -378,6 +407,15 @@ class MaskRCNN:
             )
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks})
         return results
+
+    def export(self, path: str, format: str = "saved_model") -> str:
+        """Export the whole inference pipeline (uint8 image in; boxes, class ids, scores, full-image masks out).
+
+        format: "saved_model" (a folder), "tflite" or "onnx" (a file). See :mod:`mrcnn.export`.
+        """
+        from mrcnn.export import export_model  # TFLite/ONNX converters load only when exporting
+
+        return export_model(self, path, format)
 
     def run_graph(self, images, outputs, image_metas=None):
         """Run the inference graph and return the named outputs of the listed layers, as Matterport's notebooks.

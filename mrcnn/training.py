@@ -3,6 +3,13 @@
 The training graph (:func:`mrcnn.modeling.build.build_training_model`) computes the five losses as outputs.
 :class:`TrainingModel` wraps it for ``keras.Model.fit``: it weights and sums them, adds L2 weight decay, clips
 the gradients to a global norm and applies SGD with momentum, as Matterport's Keras-2 setup did.
+
+Distributed training runs on ``tf.distribute``: :func:`make_strategy` maps ``GPU_COUNT > 1`` to a
+``MirroredStrategy``; any strategy (``MultiWorkerMirroredStrategy`` for several machines) may be passed instead.
+Each replica sees IMAGES_PER_GPU images; its loss is divided by the number of replicas and the gradients are
+summed across replicas, so the step minimises the mean over replicas of their losses (as Matterport's
+multi-GPU ``ParallelModel`` averaged the per-GPU losses). Gradients are clipped after that sum, so the clip
+applies to the global batch's gradient, not to each replica's share.
 """
 
 from __future__ import annotations
@@ -10,11 +17,14 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from mrcnn.config import Config
+from mrcnn.data.loader import DataLoader
 from mrcnn.modeling.build import LOSS_OUTPUTS
 from mrcnn.weights import save_weights_h5
 
@@ -98,6 +108,8 @@ class TrainingModel(keras.Model):
 
     def _compute_losses(self, data, training: bool):
         inputs = data[0] if isinstance(data, tuple) else data
+        if isinstance(inputs, dict) and inputs.get("input_gt_masks") is not None:
+            inputs = dict(inputs, input_gt_masks=tf.cast(inputs["input_gt_masks"], tf.bool))
         outputs = self.network(inputs, training=training)
         terms = [tf.reduce_mean(t) for t in outputs[-len(LOSS_OUTPUTS) :]]
         weighted = [w * t for w, t in zip(self.loss_weights_, terms)]
@@ -112,26 +124,117 @@ class TrainingModel(keras.Model):
 
     def train_step(self, data):
         variables = self.trainable_variables
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        loss_scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        if loss_scaled and not self.optimizer.built:
+            self.optimizer.build(variables)  # creates the loss scale variable used below
         with tf.GradientTape() as tape:
             total, terms = self._compute_losses(data, training=True)
             total = total + weight_decay_loss(variables, self.config.WEIGHT_DECAY)
-        grads = tape.gradient(total, variables)
+            # Gradients are summed over replicas: scale so that the sum is the mean over the global batch.
+            objective = total / replicas
+            if loss_scaled:
+                objective = self.optimizer.scale_loss(objective)
+        grads = tape.gradient(objective, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        self.optimizer.apply_gradients(pairs)
+        grads = self._global_gradients([g for g, _ in pairs], replicas, loss_scaled)
+        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
         return self._update(total, terms)
+
+    def _global_gradients(self, grads, replicas: int, loss_scaled: bool):
+        """Sum ``grads`` over replicas and clip them to GRADIENT_CLIP_NORM as one vector.
+
+        The optimizer sums over replicas again, so the result is divided by ``replicas`` (exact for 2, 4, ...).
+        With a loss-scale optimizer the clip applies to the unscaled gradients and the scale is put back for
+        the optimizer to remove (inf/nan stay non-finite, so it still skips such steps).
+        """
+        context = tf.distribute.get_replica_context()
+        if replicas > 1 and context is not None:
+            grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaled else None
+        if scale is not None:
+            grads = [g / scale for g in grads]
+        if self.config.GRADIENT_CLIP_NORM:
+            grads, _ = tf.clip_by_global_norm(grads, self.config.GRADIENT_CLIP_NORM)
+        if scale is not None:
+            grads = [g * scale for g in grads]
+        if replicas > 1 and context is not None:
+            grads = [g / replicas for g in grads]
+        return grads
 
     def test_step(self, data):
         total, terms = self._compute_losses(data, training=False)
         return self._update(total, terms)
 
 
+class TrainingLoader(DataLoader):
+    """A :class:`DataLoader` whose ``input_gt_masks`` come as uint8 (0/1) instead of bool.
+
+    Under a ``tf.distribute`` strategy Keras averages the first batch over replicas to build the trainer,
+    which has no kernel for bool tensors. :class:`TrainingModel` casts the masks back to bool.
+    """
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        batch = super().__getitem__(index)
+        batch["input_gt_masks"] = batch["input_gt_masks"].view(np.uint8)
+        return batch
+
+
 def make_optimizer(config: Config, learning_rate: float) -> keras.optimizers.Optimizer:
-    """SGD with momentum; gradients clipped to GRADIENT_CLIP_NORM over all of them together (Keras 2 clipnorm)."""
-    return keras.optimizers.SGD(
-        learning_rate=learning_rate,
-        momentum=config.LEARNING_MOMENTUM,
-        global_clipnorm=config.GRADIENT_CLIP_NORM,
+    """SGD with momentum, wrapped in a ``LossScaleOptimizer`` when MIXED_PRECISION is "mixed_float16".
+
+    Gradient clipping to GRADIENT_CLIP_NORM (over all gradients together, as Keras 2's clipnorm did) is done
+    by :class:`TrainingModel` after summing the replicas' gradients, not by the optimizer.
+    """
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM)
+    if getattr(config, "MIXED_PRECISION", None) == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def make_strategy(config: Config, strategy: tf.distribute.Strategy | None = None) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy to train ``config`` under.
+
+    ``strategy`` when given (e.g. a ``MultiWorkerMirroredStrategy`` made at the start of the program from
+    ``TF_CONFIG``). Otherwise ``GPU_COUNT > 1`` gives a ``MirroredStrategy`` over the first GPU_COUNT GPUs, or
+    over GPU_COUNT logical CPU devices when there are that many and no GPUs (for tests); with fewer devices
+    a warning and the default strategy, which runs the whole BATCH_SIZE batch on one device.
+    ``GPU_COUNT == 1`` gives the default (no-op) strategy.
+    """
+    if strategy is not None:
+        return strategy
+    count = int(config.GPU_COUNT)
+    if count <= 1:
+        return tf.distribute.get_strategy()
+    for kind in ("GPU", "CPU"):
+        devices = tf.config.list_logical_devices(kind)
+        if len(devices) >= count:
+            return tf.distribute.MirroredStrategy([d.name for d in devices[:count]])
+    warnings.warn(
+        f"GPU_COUNT={count} but only {len(tf.config.list_logical_devices('GPU'))} GPUs: training the batch "
+        f"of {config.BATCH_SIZE} images on one device",
+        stacklevel=2,
     )
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes checkpoints and logs: always, except on the non-chief workers of a
+    multi-worker strategy (the chief is task "chief", or "worker" 0 when the cluster has no chief)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def global_batch_size(config: Config, strategy: tf.distribute.Strategy) -> int:
+    """Images per training step over all replicas: IMAGES_PER_GPU per replica (BATCH_SIZE without replicas)."""
+    replicas = strategy.num_replicas_in_sync
+    return config.BATCH_SIZE if replicas == 1 else config.IMAGES_PER_GPU * replicas
 
 
 def atomic_save_h5(model: keras.Model, path: str) -> None:

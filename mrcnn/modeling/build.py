@@ -12,6 +12,8 @@ Inference inputs: input_image, input_image_meta, input_anchors [B, A, 4] normali
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -26,6 +28,7 @@ from mrcnn.modeling.fpn import fpn_graph
 from mrcnn.modeling.graph_utils import norm_boxes_graph
 from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.modeling.proposals import ProposalLayer
+from mrcnn.modeling.roi_align import PyramidROIAlign
 from mrcnn.modeling.rpn import build_rpn_model, rpn_over_pyramid
 from mrcnn.modeling.targets import DetectionTargetLayer
 
@@ -132,7 +135,8 @@ class PadDetections(keras.layers.Layer):
         pad = self.max_instances - tf.shape(x)[1]
         paddings = tf.concat([[[0, 0], [0, pad]], tf.zeros([tf.rank(x) - 2, 2], tf.int32)], axis=0)
         padded = tf.pad(x, paddings)
-        return tf.ensure_shape(padded, [None, self.max_instances, *x.shape[2:]])
+        # A reshape (not tf.ensure_shape) gives the static row count: TFLite has a builtin for it.
+        return tf.reshape(padded, [tf.shape(x)[0], self.max_instances, *x.shape[2:]])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.max_instances, *input_shape[2:])
@@ -152,6 +156,101 @@ class ActiveClassIds(keras.layers.Layer):
         return (input_shape[0], self.num_classes)
 
 
+# Under MIXED_PRECISION these stay float32: box math, ROI align, targets, detection, losses, and the layers that
+# produce the model's outputs (the heads' last layers and what reshapes or concatenates them).
+_FLOAT32_LAYER_TYPES = (
+    ProposalLayer,
+    PyramidROIAlign,
+    DetectionTargetLayer,
+    DetectionLayer,
+    ConstantAnchors,
+    NormBoxes,
+    LossLayer,
+    LeadingRows,
+    ValidDetectionBoxes,
+    PadDetections,
+    ActiveClassIds,
+)
+_FLOAT32_LAYER_NAMES = frozenset(
+    {
+        "rpn_class_raw",
+        "rpn_bbox_pred",
+        "rpn_class_logits_reshape",
+        "rpn_class_xxx",
+        "rpn_bbox_reshape",
+        "rpn_class_logits",
+        "rpn_class",
+        "rpn_bbox",
+        "mrcnn_class_logits",
+        "mrcnn_class",
+        "mrcnn_bbox_fc",
+        "mrcnn_bbox",
+        "mrcnn_mask",
+        "mrcnn_mask_unflatten_rois",
+    }
+)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Make ``name`` ("mixed_float16", "mixed_bfloat16"; None: no change) Keras' global dtype policy for the
+    layers created inside the block, and restore the previous policy afterwards."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def keep_float32(model: keras.Model) -> None:
+    """Give the box-math and output layers of ``model`` (nested models included) a float32 dtype policy.
+
+    Keras casts a layer's floating inputs to its compute dtype, so these layers get float32 inputs (exact box
+    coordinates) and return float32 outputs. Functional models call their layers anew on every run, so
+    setting the policy after construction takes effect; none of these layers has half-precision weights.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            keep_float32(layer)
+        if isinstance(layer, _FLOAT32_LAYER_TYPES) or layer.name in _FLOAT32_LAYER_NAMES:
+            layer.dtype_policy = "float32"
+
+
+def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
+    """Set the moving-average momentum of every BatchNormalization layer of ``model`` (nested ones too).
+
+    Keras reads it when the training step is traced, so setting it after construction takes effect.
+    """
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            set_batch_norm_momentum(layer, momentum)
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = float(momentum)
+
+
+def _with_precision(build):
+    """Run a graph builder under config.MIXED_PRECISION (restoring the global policy) and keep box math in
+    float32."""
+
+    def wrapped(config: Config) -> keras.Model:
+        policy = getattr(config, "MIXED_PRECISION", None)
+        with dtype_policy(policy):
+            model = build(config)
+        if policy is not None:
+            keep_float32(model)
+        set_batch_norm_momentum(model, getattr(config, "BATCH_NORM_MOMENTUM", 0.99))
+        return model
+
+    wrapped.__name__ = build.__name__
+    wrapped.__qualname__ = build.__qualname__
+    wrapped.__doc__ = build.__doc__
+    return wrapped
+
+
 def _feature_pyramid(input_image, config: Config):
     _, c2, c3, c4, c5 = build_backbone(input_image, config)
     p2, p3, p4, p5, p6 = fpn_graph(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
@@ -165,6 +264,7 @@ def _rpn(rpn_feature_maps, config: Config):
     return rpn_over_pyramid(rpn, rpn_feature_maps)
 
 
+@_with_precision
 def build_training_model(config: Config) -> keras.Model:
     """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS.
 
@@ -268,6 +368,7 @@ def build_training_model(config: Config) -> keras.Model:
     return keras.Model(inputs, outputs, name="mask_rcnn")
 
 
+@_with_precision
 def build_inference_model(config: Config) -> keras.Model:
     """The inference graph.
 

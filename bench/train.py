@@ -1,0 +1,127 @@
+"""Training speed: seconds per training step (median after warm-up) of ``MaskRCNN.train``'s step.
+
+    python bench/train.py            # resnet50 and resnet101 at 512, batch 1 and 2, layers heads and all
+    python bench/train.py --quick    # the tiny "small" backbone at 64x64: checks the bench runs (seconds)
+    python bench/train.py --backbones resnet50 --batches 2 --layers all --mixed-precision mixed_bfloat16
+
+Each row builds a training model with random weights, trains on synthetic shapes (ShapesDataset) through the
+same loader, train step and optimizer as ``MaskRCNN.train``, and times each step with a callback; the first
+``--warmup`` steps (tracing, first allocations) are left out. Data loading runs in a worker thread, so the
+step time includes waiting for data only when loading is the bottleneck.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import keras
+
+from mrcnn.config import Config
+from mrcnn.data.synthetic import ShapesDataset
+from mrcnn.model import MaskRCNN
+from mrcnn.training import TrainingLoader, TrainingModel, make_optimizer, set_trainable
+
+
+def make_config(backbone: str, size: int, batch: int, mixed_precision: str | None, quick: bool) -> Config:
+    attrs = dict(
+        NAME="bench",
+        NUM_CLASSES=1 + 3,
+        BACKBONE=backbone,
+        IMAGE_MIN_DIM=size,
+        IMAGE_MAX_DIM=size,
+        IMAGES_PER_GPU=batch,
+        RPN_ANCHOR_SCALES=(16, 32, 64, 128, 256),
+        MIXED_PRECISION=mixed_precision,
+    )
+    if quick:
+        attrs.update(
+            RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128),
+            TOP_DOWN_PYRAMID_SIZE=32,
+            FPN_CLASSIF_FC_LAYERS_SIZE=64,
+            RPN_TRAIN_ANCHORS_PER_IMAGE=32,
+            PRE_NMS_LIMIT=300,
+            POST_NMS_ROIS_TRAINING=64,
+            POST_NMS_ROIS_INFERENCE=50,
+            TRAIN_ROIS_PER_IMAGE=16,
+            MAX_GT_INSTANCES=8,
+            MINI_MASK_SHAPE=(16, 16),
+        )
+    return type("BenchConfig", (Config,), attrs)()
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall-clock seconds of each training step."""
+
+    def __init__(self):
+        super().__init__()
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def time_training(config: Config, layers: str, warmup: int, steps: int) -> float:
+    """Median seconds per step of ``steps`` training steps after ``warmup`` ones."""
+    size = int(config.IMAGE_SHAPE[0])
+    dataset = ShapesDataset.build(max(8, 2 * config.BATCH_SIZE), size, size, seed=0)
+    with tempfile.TemporaryDirectory() as logs:
+        model = MaskRCNN("training", config, logs)
+        set_trainable(model.keras_model, layers)
+        total = warmup + steps
+        loader = TrainingLoader(dataset, config, shuffle=True, workers=1, steps_per_epoch=total)
+        with model.strategy.scope():
+            trainer = TrainingModel(model.keras_model, config)
+            trainer.compile(optimizer=make_optimizer(config, config.LEARNING_RATE), jit_compile=False)
+        timer = StepTimer()
+        trainer.fit(loader, epochs=1, steps_per_epoch=total, callbacks=[timer], verbose=0)
+    return statistics.median(timer.times[warmup:])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny 'small' backbone at 64x64, 1+2 steps")
+    parser.add_argument("--backbones", default="resnet50,resnet101", help="comma-separated")
+    parser.add_argument("--size", type=int, default=512, help="image side (multiple of 64)")
+    parser.add_argument("--batches", default="1,2", help="comma-separated images per step")
+    parser.add_argument("--layers", default="heads,all", help="comma-separated layer groups")
+    parser.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps")
+    parser.add_argument(
+        "--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None, help="MIXED_PRECISION"
+    )
+    args = parser.parse_args(argv)
+    backbones = args.backbones.split(",")
+    size, warmup, steps = args.size, args.warmup, args.steps
+    if args.quick:
+        backbones, size, warmup, steps = ["small"], 64, 1, 2
+
+    batches = [int(b) for b in args.batches.split(",")]
+    layer_groups = args.layers.split(",")
+    print(f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}")
+    print(f"{'backbone':<10} {'layers':<6} {'batch':>5} {'s/step':>8} {'s/image':>8}")
+    for backbone in backbones:
+        for layers in layer_groups:
+            for batch in batches:
+                config = make_config(backbone, size, batch, args.mixed_precision, args.quick)
+                seconds = time_training(config, layers, warmup, steps)
+                print(
+                    f"{backbone:<10} {layers:<6} {batch:>5} {seconds:>8.3f} {seconds / batch:>8.3f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
