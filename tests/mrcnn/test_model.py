@@ -328,5 +328,7 @@ def test_matterport_helpers_importable_from_model():
 
 def test_batch_norm_momentum_setting(tmp_path):
     model = modellib.MaskRCNN("training", make_config(BATCH_NORM_MOMENTUM=0.9), str(tmp_path))
-    norms = [layer for layer in model.get_trainable_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in model.get_trainable_layers() if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert norms and all(layer.momentum == 0.9 for layer in norms)
