@@ -14,9 +14,7 @@ from mrcnn.modeling.build import LOSS_OUTPUTS
 from mrcnn.testing import small_backbone, small_backbone_shapes
 from mrcnn.weights import WeightsMismatchError, read_layout, save_weights_h5, weighted_layer_groups
 
-LAYOUT_TSV = (
-    Path(__file__).resolve().parents[3] / "shared" / "reference" / "matterport_coco_r101_h5_layout.tsv"
-)
+LAYOUT_TSV = Path(__file__).resolve().parents[1] / "data" / "matterport_coco_r101_h5_layout.tsv"
 
 
 class TinyConfig(Config):

@@ -9,9 +9,8 @@ from mrcnn.modeling.backbone import ARCHITECTURES, build_backbone, resnet_graph
 from mrcnn.modeling.layers import BatchNorm
 from mrcnn.weights import weighted_layer_groups
 
-TSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "matterport_coco_r101_h5_layout.tsv"
-if not TSV.exists():
-    TSV = Path("/work/shared/reference/matterport_coco_r101_h5_layout.tsv")
+# Matterport's COCO .h5 layout (from shared/reference), kept with the tests so they need nothing outside the repo.
+TSV = Path(__file__).resolve().parents[2] / "data" / "matterport_coco_r101_h5_layout.tsv"
 
 
 def _tsv_backbone_rows():

@@ -6,7 +6,7 @@ import numpy as np
 from mrcnn.modeling.fpn import fpn_graph
 from mrcnn.weights import weighted_layer_groups
 
-TSV = Path("/work/shared/reference/matterport_coco_r101_h5_layout.tsv")
+TSV = Path(__file__).resolve().parents[2] / "data" / "matterport_coco_r101_h5_layout.tsv"
 
 
 def _tsv_rows(prefix):

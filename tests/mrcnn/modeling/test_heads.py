@@ -8,7 +8,7 @@ from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
 from mrcnn.modeling.layers import BatchNorm
 from mrcnn.weights import weighted_layer_groups
 
-TSV = Path("/work/shared/reference/matterport_coco_r101_h5_layout.tsv")
+TSV = Path(__file__).resolve().parents[2] / "data" / "matterport_coco_r101_h5_layout.tsv"
 IMAGE = 64  # P2..P5 are 16, 8, 4, 2 pixels wide
 
 
