@@ -20,11 +20,10 @@ can move in the last digits and mask edges by a pixel.
 
 Formats:
     "saved_model": a TensorFlow SavedModel folder with a ``serving_default`` signature (input ``image``).
-    "tflite": a .tflite file. Three ops have no TFLite builtin, so the file uses Select TF ops ("Flex"):
-        CombinedNonMaxSuppression (ProposalLayer, DetectionLayer), CropAndResize (PyramidROIAlign) and
-        EnsureShape (PadDetections in mrcnn/modeling/build.py). It runs only where the Flex
-        delegate is linked (Android's tensorflow-lite-select-tf-ops, the pip ``tf.lite.Interpreter`` of
-        TensorFlow <= 2.19); the pip ``tf.lite.Interpreter`` of TensorFlow >= 2.20 and ``ai_edge_litert``
+    "tflite": a .tflite file. Two ops have no TFLite builtin, so the file uses Select TF ops ("Flex"):
+        CombinedNonMaxSuppression (ProposalLayer, DetectionLayer) and CropAndResize (PyramidROIAlign).
+        It runs only where the Flex delegate is linked (Android's tensorflow-lite-select-tf-ops, the
+        pip ``tf.lite.Interpreter`` of TensorFlow <= 2.19); the pip ``tf.lite.Interpreter`` of TensorFlow >= 2.20 and ``ai_edge_litert``
         do not link it and fail with "Select TensorFlow op(s) ... not supported by this interpreter".
     "onnx": an .onnx file (opset ``ONNX_OPSET``) made with ``tf2onnx`` (optional dependency), checked with
         ``onnx.checker`` before it is written, run with onnxruntime.

@@ -150,7 +150,7 @@ def test_saved_model_matches_detect(tmp_path, detector):
         assert_matches_detect(out, reference, image)
 
 
-FLEX_OPS = ["FlexCombinedNonMaxSuppression", "FlexCropAndResize", "FlexEnsureShape"]
+FLEX_OPS = ["FlexCombinedNonMaxSuppression", "FlexCropAndResize"]
 
 
 @pytest.mark.slow
@@ -188,7 +188,7 @@ def test_tflite_matches_detect(tmp_path, detector):
     if not _tflite_interpreter_has_flex():
         pytest.skip(
             "the TFLite export needs the Flex delegate (Select TF ops CombinedNonMaxSuppression, "
-            "CropAndResize, EnsureShape) which this tf.lite.Interpreter does not link"
+            "CropAndResize) which this tf.lite.Interpreter does not link"
         )
     model, images, expected = detector
     path = export_model(model, str(tmp_path / "model.tflite"), format="tflite")
