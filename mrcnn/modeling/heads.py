@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from keras import layers as KL
 
-from mrcnn.modeling.layers import BatchNorm, FlattenRois, UnflattenRois
+from mrcnn.modeling.layers import BatchNorm, FlattenRois, UnflattenRois, WholeInputConv2D
 from mrcnn.modeling.roi_align import PyramidROIAlign
 
 
@@ -37,7 +37,7 @@ def fpn_classifier_graph(
     pooled = x  # [B, N, pool, pool, C]
     x = FlattenRois(name="mrcnn_class_flatten_rois")(x)
     # Two 1024-wide "fully connected" layers, the first as a pool_size x pool_size valid conv.
-    x = KL.Conv2D(fc_layers_size, (pool_size, pool_size), padding="valid", name="mrcnn_class_conv1")(x)
+    x = WholeInputConv2D(fc_layers_size, (pool_size, pool_size), padding="valid", name="mrcnn_class_conv1")(x)
     x = BatchNorm(name="mrcnn_class_bn1", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
     x = KL.Conv2D(fc_layers_size, (1, 1), name="mrcnn_class_conv2")(x)

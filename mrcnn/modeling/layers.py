@@ -39,6 +39,30 @@ class BatchNorm(keras.layers.BatchNormalization):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
+class WholeInputConv2D(keras.layers.Conv2D):
+    """A "valid" Conv2D whose kernel covers the whole input [N, kh, kw, C] -> [N, 1, 1, filters].
+
+    Computed as one matrix multiplication. Same weights (kernel [kh, kw, C, filters], bias) as Conv2D, so the
+    .h5 layout is unchanged, but TensorFlow's CPU gradient of such a convolution is pathologically slow (7.6 s
+    against 0.1 s for the equal matmul, for Matterport's mrcnn_class_conv1 on 200 ROIs). Inputs of another
+    spatial size fall back to the ordinary convolution.
+    """
+
+    def call(self, inputs):
+        kh, kw = self.kernel_size
+        if self.padding != "valid" or inputs.shape[1] != kh or inputs.shape[2] != kw:
+            return super().call(inputs)
+        channels = inputs.shape[3]
+        x = tf.reshape(inputs, [-1, kh * kw * channels])
+        kernel = tf.cast(tf.reshape(self.kernel, [kh * kw * channels, self.filters]), x.dtype)
+        y = tf.matmul(x, kernel)
+        if self.use_bias:
+            y = y + tf.cast(self.bias, y.dtype)
+        y = tf.reshape(y, [-1, 1, 1, self.filters])
+        return self.activation(y) if self.activation is not None else y
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
 class FlattenRois(keras.layers.Layer):
     """[B, N, *rest] -> [B * N, *rest] with dynamic B and N."""
 

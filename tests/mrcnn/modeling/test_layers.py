@@ -79,3 +79,27 @@ def test_flatten_unflatten_rois_with_dynamic_batch_and_rois():
         np.testing.assert_array_equal(o, x)
         np.testing.assert_array_equal(v, x.reshape(b, n, 30))
     assert UnflattenRois.from_config(model.get_layer("vec").get_config()).inner_shape == (30,)
+
+
+def test_whole_input_conv_equals_conv2d_and_its_gradient():
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import WholeInputConv2D
+
+    x = tf.random.stateless_normal([5, 7, 7, 8], seed=[1, 2])
+    fast = WholeInputConv2D(16, (7, 7), padding="valid")
+    plain = keras.layers.Conv2D(16, (7, 7), padding="valid")
+    fast.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(fast.get_weights())
+    assert [tuple(w.shape) for w in fast.weights] == [(7, 7, 8, 16), (16,)]
+    with tf.GradientTape(persistent=True) as tape:
+        a, b = fast(x), plain(x)
+        la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    assert a.shape == (5, 1, 1, 16)
+    np.testing.assert_allclose(
+        tape.gradient(la, fast.kernel).numpy(), tape.gradient(lb, plain.kernel).numpy(), rtol=1e-3, atol=1e-3
+    )
+    # another input size falls back to the ordinary convolution
+    assert fast(tf.zeros([2, 9, 9, 8])).shape == (2, 3, 3, 16)
