@@ -116,7 +116,9 @@ def _check_same_step(run, terms):
         assert np.isfinite(one[key]) and one[key] > 0, key
         np.testing.assert_allclose(two[key], one[key], rtol=1e-5, err_msg=key)
     assert run["moved"] > 1e-4  # the step did something...
-    assert run["weight_diff"] < 1e-6  # ...and the same thing, to float rounding
+    # ...and the same thing, to float rounding: float32 sums over one batch of 2 or two replicas of 1 round
+    # differently (1.4e-6 seen for updates of ~1e-3), so compare with the size of the update.
+    assert run["weight_diff"] < 1e-2 * run["moved"], run
 
 
 def test_two_replicas_equal_one_replica(results):
