@@ -14,9 +14,7 @@ applies to the global batch's gradient, not to each replica's share.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 
 import keras
@@ -237,20 +235,6 @@ def global_batch_size(config: Config, strategy: tf.distribute.Strategy) -> int:
     return config.BATCH_SIZE if replicas == 1 else config.IMAGES_PER_GPU * replicas
 
 
-def atomic_save_h5(model: keras.Model, path: str) -> None:
-    """Write ``model``'s weights to ``path`` so that a crash never leaves a half-written file there."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5.part", dir=directory)
-    os.close(fd)
-    try:
-        save_weights_h5(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 class CheckpointCallback(keras.callbacks.Callback):
     """Saves the graph's weights after every epoch as ``checkpoint_path.format(epoch=N)`` (N 1-based)."""
 
@@ -262,6 +246,6 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.checkpoint_path.format(epoch=epoch + 1)
-        atomic_save_h5(self.network, path)
+        save_weights_h5(self.network, path)  # writes a temporary file, then renames it
         if self.on_save is not None:
             self.on_save(epoch + 1, path)
