@@ -69,6 +69,11 @@ def set_trainable(model: keras.Model, layers: str, verbose: int = 0) -> list[str
     return trainable
 
 
+def _is_decayed(variable) -> bool:
+    """Matterport decays every weight but BatchNorm's gamma and beta."""
+    return not any(part in variable.path for part in ("gamma", "beta"))
+
+
 def weight_decay_loss(variables, weight_decay: float) -> tf.Tensor:
     """Matterport's L2 regulariser: sum over kernels of ``weight_decay * sum(w**2) / size(w)``.
 
@@ -77,11 +82,23 @@ def weight_decay_loss(variables, weight_decay: float) -> tf.Tensor:
     terms = [
         weight_decay * tf.reduce_sum(tf.square(v)) / tf.cast(tf.size(v), tf.float32)
         for v in variables
-        if not any(part in v.path for part in ("gamma", "beta"))
+        if _is_decayed(v)
     ]
     if not terms:
         return tf.constant(0.0)
     return tf.add_n(terms)
+
+
+def weight_decay_gradient(variable, weight_decay: float) -> tf.Tensor | None:
+    """d weight_decay_loss / d variable = 2 * weight_decay * w / size(w); None for undecayed variables.
+
+    Added to the loss gradient directly: putting the regulariser through the gradient tape costs a
+    broadcast and a multiply per weight in the backward pass for the same numbers.
+    """
+    if not _is_decayed(variable):
+        return None
+    size = tf.cast(tf.size(variable), tf.float32)
+    return (2.0 * weight_decay / size) * tf.convert_to_tensor(variable)
 
 
 class TrainingModel(keras.Model):
@@ -128,30 +145,38 @@ class TrainingModel(keras.Model):
             self.optimizer.build(variables)  # creates the loss scale variable used below
         with tf.GradientTape() as tape:
             total, terms = self._compute_losses(data, training=True)
-            total = total + weight_decay_loss(variables, self.config.WEIGHT_DECAY)
             # Gradients are summed over replicas: scale so that the sum is the mean over the global batch.
             objective = total / replicas
             if loss_scaled:
                 objective = self.optimizer.scale_loss(objective)
         grads = tape.gradient(objective, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = self._global_gradients([g for g, _ in pairs], replicas, loss_scaled)
+        decay = self.config.WEIGHT_DECAY
+        total = total + weight_decay_loss(variables, decay)  # of the weights before this step's update
+        # Every decayed variable has a gradient (the regulariser's), even where the losses give it none.
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None or (decay and _is_decayed(v))]
+        grads = self._global_gradients(pairs, replicas, loss_scaled)
         self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]))
         return self._update(total, terms)
 
-    def _global_gradients(self, grads, replicas: int, loss_scaled: bool):
-        """Sum ``grads`` over replicas and clip them to GRADIENT_CLIP_NORM as one vector.
+    def _global_gradients(self, pairs, replicas: int, loss_scaled: bool):
+        """The step's gradients for (loss gradient or None, variable) ``pairs``: the loss gradients summed over
+        replicas, plus the weight-decay gradient, clipped to GRADIENT_CLIP_NORM as one vector.
 
         The optimizer sums over replicas again, so the result is divided by ``replicas`` (exact for 2, 4, ...).
         With a loss-scale optimizer the clip applies to the unscaled gradients and the scale is put back for
         the optimizer to remove (inf/nan stay non-finite, so it still skips such steps).
         """
+        grads = [tf.zeros_like(v) if g is None else g for g, v in pairs]
         context = tf.distribute.get_replica_context()
         if replicas > 1 and context is not None:
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
         scale = tf.cast(self.optimizer.dynamic_scale, tf.float32) if loss_scaled else None
         if scale is not None:
             grads = [g / scale for g in grads]
+        decay = self.config.WEIGHT_DECAY
+        if decay:
+            decays = [weight_decay_gradient(v, decay) for _, v in pairs]
+            grads = [g if d is None else g + d for g, d in zip(grads, decays)]
         if self.config.GRADIENT_CLIP_NORM:
             grads, _ = tf.clip_by_global_norm(grads, self.config.GRADIENT_CLIP_NORM)
         if scale is not None:

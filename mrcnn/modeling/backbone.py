@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from keras import layers as KL
 
-from mrcnn.modeling.layers import BatchNorm
+from mrcnn.modeling.layers import BatchNorm, FastConv2D
 
 # architecture -> (number of blocks in stage 4, squeeze-and-excitation)
 ARCHITECTURES = {
@@ -37,15 +37,15 @@ def _residual_branch(x, kernel_size: int, filters: Sequence[int], prefix: str, s
     """1x1 (strided) -> kxk -> 1x1 bottleneck; returns the branch before the add."""
     nb_filter1, nb_filter2, nb_filter3 = filters
     conv_name, bn_name = "res" + prefix + "_branch", "bn" + prefix + "_branch"
-    x = KL.Conv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=True)(x)
+    x = FastConv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=True)(x)
     x = BatchNorm(name=bn_name + "2a", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
-    x = KL.Conv2D(
+    x = FastConv2D(
         nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=True
     )(x)
     x = BatchNorm(name=bn_name + "2b", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
-    x = KL.Conv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=True)(x)
+    x = FastConv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=True)(x)
     return BatchNorm(name=bn_name + "2c", train_bn=train_bn)(x)
 
 
@@ -74,7 +74,7 @@ def conv_block(
     """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]]."""
     prefix = str(stage) + block
     x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn)
-    shortcut = KL.Conv2D(
+    shortcut = FastConv2D(
         filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=True
     )(input_tensor)
     shortcut = BatchNorm(name="bn" + prefix + "_branch1", train_bn=train_bn)(shortcut)
@@ -98,7 +98,7 @@ def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: 
     stage4_blocks, se = ARCHITECTURES[architecture]
     # Stage 1
     x = KL.ZeroPadding2D((3, 3))(input_image)
-    x = KL.Conv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
+    x = FastConv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
     x = BatchNorm(name="bn_conv1", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
     C1 = x = KL.MaxPooling2D((3, 3), strides=(2, 2), padding="same")(x)
@@ -139,10 +139,10 @@ def small_cnn_graph(input_image, stage5: bool = True, train_bn: bool = True, wid
     outputs = []
     x = input_image
     for i, filters in enumerate(widths, start=1):
-        x = KL.Conv2D(filters, 3, strides=2, padding="same", name=f"small{i}_conv")(x)
+        x = FastConv2D(filters, 3, strides=2, padding="same", name=f"small{i}_conv")(x)
         x = BatchNorm(name=f"small{i}_bn", train_bn=train_bn)(x)
         x = KL.Activation("relu")(x)
-        x = KL.Conv2D(filters, 3, padding="same", name=f"small{i}_conv2")(x)
+        x = FastConv2D(filters, 3, padding="same", name=f"small{i}_conv2")(x)
         x = BatchNorm(name=f"small{i}_bn2", train_bn=train_bn)(x)
         x = KL.Activation("relu")(x)
         outputs.append(x)

@@ -94,18 +94,24 @@ class LossLayer(keras.layers.Layer):
         return (1,)
 
 
-class LeadingRows(keras.layers.Layer):
-    """``x[:, :count]``: the first ``count`` rows of each image's [B, N, ...] tensor."""
+class PositiveRows(keras.layers.Layer):
+    """call([rois, target_class_ids, target_mask]) -> the same three cut to their first n rows, where n is the
+    largest count of positive ROIs (target class id > 0) of any image in the batch (at least 1).
 
-    def __init__(self, count: int, **kwargs):
-        super().__init__(**kwargs)
-        self.count = count
+    The detection target layer puts each image's positives first, so the rows cut off are negatives and
+    padding, which the mask loss ignores: the mask head, the costliest part of a training step on the CPU,
+    then runs on the positives alone. rois [B, T, 4], target_class_ids [B, T], target_mask [B, T, h, w]
+    -> [B, n, 4], [B, n], [B, n, h, w].
+    """
 
-    def call(self, x):
-        return x[:, : self.count]
+    def call(self, inputs):
+        rois, class_ids, masks = inputs
+        positives = tf.reduce_sum(tf.cast(class_ids > 0, tf.int32), axis=1)
+        n = tf.reduce_max(tf.concat([positives, [1]], axis=0))
+        return rois[:, :n], class_ids[:, :n], masks[:, :n]
 
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.count, *input_shape[2:])
+    def compute_output_shape(self, input_shapes):
+        return tuple((shape[0], None, *shape[2:]) for shape in input_shapes)
 
 
 class ValidDetectionBoxes(keras.layers.Layer):
@@ -166,7 +172,7 @@ _FLOAT32_LAYER_TYPES = (
     ConstantAnchors,
     NormBoxes,
     LossLayer,
-    LeadingRows,
+    PositiveRows,
     ValidDetectionBoxes,
     PadDetections,
     ActiveClassIds,
@@ -268,8 +274,8 @@ def _rpn(rpn_feature_maps, config: Config):
 def build_training_model(config: Config) -> keras.Model:
     """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS.
 
-    mrcnn_mask covers the first int(TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO) ROIs of ``rois`` (where the
-    positives are), not all of them as in Matterport; the loss is the same.
+    mrcnn_mask covers the first n ROIs of ``rois``, n being the largest number of positive ROIs of an image in
+    the batch (see :class:`PositiveRows`), not all of them as in Matterport; the loss is the same.
     """
     h, w, c = (int(v) for v in config.IMAGE_SHAPE)
     input_image = keras.Input(shape=(None, None, c), name="input_image")
@@ -318,12 +324,11 @@ def build_training_model(config: Config) -> keras.Model:
         train_bn=config.TRAIN_BN,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
     )
-    # The detection target layer puts the positive ROIs first, at most int(T * ROI_POSITIVE_RATIO) of them,
-    # and the mask loss only looks at positives: run the mask head on those rows alone (a third of the work).
-    positives = max(1, int(config.TRAIN_ROIS_PER_IMAGE * config.ROI_POSITIVE_RATIO))
-    mask_rois = LeadingRows(positives, name="mask_rois")(rois)
-    mask_target_ids = LeadingRows(positives, name="mask_target_class_ids")(target_class_ids)
-    mask_targets = LeadingRows(positives, name="mask_targets")(target_mask)
+    # The mask loss only looks at positive ROIs, which the detection target layer puts first: run the mask
+    # head on those rows alone (on average a third of the rows or fewer).
+    mask_rois, mask_target_ids, mask_targets = PositiveRows(name="mask_rows")(
+        [rois, target_class_ids, target_mask]
+    )
     mrcnn_mask = build_fpn_mask_graph(
         mask_rois,
         mrcnn_feature_maps,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from keras import layers as KL
 
-from mrcnn.modeling.layers import BatchNorm, FlattenRois, UnflattenRois, WholeInputConv2D
+from mrcnn.modeling.layers import BatchNorm, FastConv2D, FastConv2DTranspose, FlattenRois, UnflattenRois
 from mrcnn.modeling.roi_align import PyramidROIAlign
 
 
@@ -37,10 +37,10 @@ def fpn_classifier_graph(
     pooled = x  # [B, N, pool, pool, C]
     x = FlattenRois(name="mrcnn_class_flatten_rois")(x)
     # Two 1024-wide "fully connected" layers, the first as a pool_size x pool_size valid conv.
-    x = WholeInputConv2D(fc_layers_size, (pool_size, pool_size), padding="valid", name="mrcnn_class_conv1")(x)
+    x = FastConv2D(fc_layers_size, (pool_size, pool_size), padding="valid", name="mrcnn_class_conv1")(x)
     x = BatchNorm(name="mrcnn_class_bn1", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
-    x = KL.Conv2D(fc_layers_size, (1, 1), name="mrcnn_class_conv2")(x)
+    x = FastConv2D(fc_layers_size, (1, 1), name="mrcnn_class_conv2")(x)
     x = BatchNorm(name="mrcnn_class_bn2", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
     shared = UnflattenRois(inner_shape=(fc_layers_size,), name="pool_squeeze")([x, pooled])  # [B, N, fc]
@@ -72,9 +72,9 @@ def build_fpn_mask_graph(
     pooled = x
     x = FlattenRois(name="mrcnn_mask_flatten_rois")(x)
     for i in range(1, 5):
-        x = KL.Conv2D(256, (3, 3), padding="same", name=f"mrcnn_mask_conv{i}")(x)
+        x = FastConv2D(256, (3, 3), padding="same", name=f"mrcnn_mask_conv{i}")(x)
         x = BatchNorm(name=f"mrcnn_mask_bn{i}", train_bn=train_bn)(x)
         x = KL.Activation("relu")(x)
-    x = KL.Conv2DTranspose(256, (2, 2), strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
-    x = KL.Conv2D(num_classes, (1, 1), strides=1, activation="sigmoid", name="mrcnn_mask")(x)
+    x = FastConv2DTranspose(256, (2, 2), strides=2, activation="relu", name="mrcnn_mask_deconv")(x)
+    x = FastConv2D(num_classes, (1, 1), strides=1, activation="sigmoid", name="mrcnn_mask")(x)
     return UnflattenRois(name="mrcnn_mask_unflatten_rois")([x, pooled])

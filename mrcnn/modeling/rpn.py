@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers as KL
 
+from mrcnn.modeling.layers import FastConv2D
+
 
 def rpn_graph(feature_map, anchors_per_location: int, anchor_stride: int) -> list:
     """RPN head on one feature map [B, H, W, depth].
@@ -15,15 +17,15 @@ def rpn_graph(feature_map, anchors_per_location: int, anchor_stride: int) -> lis
     rpn_bbox [B, A, (dy, dx, log(dh), log(dw))], with A = H/stride * W/stride * anchors_per_location,
     ordered by (y, x, anchor) like the anchors of ``generate_pyramid_anchors``.
     """
-    shared = KL.Conv2D(
+    shared = FastConv2D(
         512, (3, 3), padding="same", activation="relu", strides=anchor_stride, name="rpn_conv_shared"
     )(feature_map)
-    x = KL.Conv2D(
+    x = FastConv2D(
         2 * anchors_per_location, (1, 1), padding="valid", activation="linear", name="rpn_class_raw"
     )(shared)
     rpn_class_logits = KL.Reshape((-1, 2), name="rpn_class_logits_reshape")(x)
     rpn_probs = KL.Activation("softmax", name="rpn_class_xxx")(rpn_class_logits)
-    x = KL.Conv2D(
+    x = FastConv2D(
         4 * anchors_per_location, (1, 1), padding="valid", activation="linear", name="rpn_bbox_pred"
     )(shared)
     rpn_bbox = KL.Reshape((-1, 4), name="rpn_bbox_reshape")(x)

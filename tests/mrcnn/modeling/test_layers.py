@@ -81,25 +81,83 @@ def test_flatten_unflatten_rois_with_dynamic_batch_and_rois():
     assert UnflattenRois.from_config(model.get_layer("vec").get_config()).inner_shape == (30,)
 
 
-def test_whole_input_conv_equals_conv2d_and_its_gradient():
+def _compare_with_plain(fast, plain, x, tol=1e-4):
+    """Same weights in both layers; outputs, input gradients and weight gradients must agree."""
     import tensorflow as tf
 
-    from mrcnn.modeling.layers import WholeInputConv2D
-
-    x = tf.random.stateless_normal([5, 7, 7, 8], seed=[1, 2])
-    fast = WholeInputConv2D(16, (7, 7), padding="valid")
-    plain = keras.layers.Conv2D(16, (7, 7), padding="valid")
     fast.build(x.shape)
     plain.build(x.shape)
-    plain.set_weights(fast.get_weights())
-    assert [tuple(w.shape) for w in fast.weights] == [(7, 7, 8, 16), (16,)]
+    assert [tuple(w.shape) for w in fast.weights] == [tuple(w.shape) for w in plain.weights]
+    rng = np.random.default_rng(3)
+    weights = [rng.normal(size=w.shape).astype("float32") * 0.3 for w in plain.get_weights()]
+    fast.set_weights(weights)
+    plain.set_weights(weights)
+    probe = tf.random.stateless_normal(plain.compute_output_shape(x.shape), seed=[4, 5])
     with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
         a, b = fast(x), plain(x)
-        la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
-    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
-    assert a.shape == (5, 1, 1, 16)
-    np.testing.assert_allclose(
-        tape.gradient(la, fast.kernel).numpy(), tape.gradient(lb, plain.kernel).numpy(), rtol=1e-3, atol=1e-3
-    )
-    # another input size falls back to the ordinary convolution
-    assert fast(tf.zeros([2, 9, 9, 8])).shape == (2, 3, 3, 16)
+        # a random linear probe: every output element gets its own upstream gradient
+        la, lb = tf.reduce_sum(a * probe), tf.reduce_sum(b * probe)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(tape.gradient(la, x).numpy(), tape.gradient(lb, x).numpy(), rtol=tol, atol=tol)
+    for wa, wb in zip(fast.trainable_weights, plain.trainable_weights):
+        np.testing.assert_allclose(
+            tape.gradient(la, wa).numpy(), tape.gradient(lb, wb).numpy(), rtol=tol * 10, atol=tol * 10
+        )
+
+
+@pytest.mark.parametrize(
+    "input_shape, args",
+    [
+        ((5, 7, 7, 8), dict(filters=16, kernel_size=(7, 7), padding="valid")),  # whole input: matmul
+        ((6, 1, 1, 12), dict(filters=10, kernel_size=(1, 1))),  # whole 1x1 input (mrcnn_class_conv2)
+        ((2, 9, 11, 8), dict(filters=6, kernel_size=(1, 1), activation="relu")),  # pointwise matmul
+        ((2, 9, 11, 8), dict(filters=6, kernel_size=(1, 1), strides=2)),  # strided 1x1, odd sizes
+        ((2, 8, 10, 8), dict(filters=6, kernel_size=(1, 1), strides=2, padding="same")),
+        ((3, 9, 10, 8), dict(filters=5, kernel_size=(3, 3), padding="same")),  # custom input gradient
+        ((2, 12, 12, 4), dict(filters=5, kernel_size=(5, 3), padding="same", use_bias=False)),
+        ((2, 12, 12, 4), dict(filters=5, kernel_size=(3, 3), strides=2, padding="same")),  # fallback
+        ((2, 12, 12, 4), dict(filters=5, kernel_size=(2, 2), padding="same")),  # even kernel: fallback
+        ((2, 9, 9, 8), dict(filters=16, kernel_size=(7, 7), padding="valid")),  # not whole input: fallback
+    ],
+)
+def test_fast_conv_equals_conv2d_with_gradients(input_shape, args):
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import FastConv2D
+
+    x = tf.random.stateless_normal(input_shape, seed=[1, 2])
+    _compare_with_plain(FastConv2D(**args), keras.layers.Conv2D(**args), x)
+
+
+@pytest.mark.parametrize(
+    "input_shape, args",
+    [
+        ((3, 5, 6, 8), dict(filters=7, kernel_size=(2, 2), strides=2, activation="relu")),  # matmul + shuffle
+        ((2, 4, 4, 3), dict(filters=5, kernel_size=(3, 2), strides=(3, 2))),
+        ((2, 4, 4, 3), dict(filters=5, kernel_size=(3, 3), strides=2)),  # overlapping blocks: fallback
+    ],
+)
+def test_fast_conv_transpose_equals_conv2d_transpose(input_shape, args):
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import FastConv2DTranspose
+
+    x = tf.random.stateless_normal(input_shape, seed=[6, 7])
+    _compare_with_plain(FastConv2DTranspose(**args), keras.layers.Conv2DTranspose(**args), x)
+
+
+def test_fast_conv_works_in_a_functional_model_with_unknown_sizes():
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import FastConv2D, FastConv2DTranspose
+
+    inp = keras.Input((None, None, 4))
+    x = FastConv2D(6, (3, 3), padding="same")(inp)
+    x = FastConv2D(5, (1, 1), strides=2)(x)
+    out = FastConv2DTranspose(3, (2, 2), strides=2)(x)
+    model = keras.Model(inp, out)
+    run = tf.function(lambda t: model(t))
+    assert run(tf.zeros([2, 8, 8, 4])).shape == (2, 8, 8, 3)
+    assert run(tf.zeros([1, 6, 10, 4])).shape == (1, 6, 10, 3)

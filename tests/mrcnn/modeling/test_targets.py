@@ -185,3 +185,18 @@ def test_positives_never_exceed_the_quota_and_come_first():
     quota = int(10 * 0.33)
     assert (class_ids[:quota] > 0).all()
     assert not (class_ids[quota:] > 0).any()
+
+
+def test_positive_rows_cut_the_batch_to_its_largest_positive_count():
+    from mrcnn.modeling.build import PositiveRows
+
+    rois = np.arange(2 * 5 * 4, dtype=np.float32).reshape(2, 5, 4)
+    masks = np.arange(2 * 5 * 3 * 3, dtype=np.float32).reshape(2, 5, 3, 3)
+    ids = np.array([[3, 1, 0, 0, 0], [2, 2, 1, 0, 0]], np.int32)  # 2 and 3 positives, first in each row
+    cut_rois, cut_ids, cut_masks = (np.asarray(t) for t in PositiveRows()([rois, ids, masks]))
+    np.testing.assert_array_equal(cut_rois, rois[:, :3])
+    np.testing.assert_array_equal(cut_ids, ids[:, :3])
+    np.testing.assert_array_equal(cut_masks, masks[:, :3])
+    # no positives anywhere: one row is kept so the mask head's tensors are never empty
+    cut_rois, cut_ids, _ = (np.asarray(t) for t in PositiveRows()([rois, np.zeros_like(ids), masks]))
+    assert cut_rois.shape == (2, 1, 4) and (cut_ids == 0).all()
