@@ -27,6 +27,7 @@ from mrcnn.modeling.detection import DetectionLayer
 from mrcnn.modeling.fpn import fpn_graph
 from mrcnn.modeling.graph_utils import norm_boxes_graph
 from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.modeling.layers import fold_batch_norms
 from mrcnn.modeling.proposals import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
 from mrcnn.modeling.rpn import build_rpn_model, rpn_over_pyramid
@@ -248,6 +249,7 @@ def _with_precision(build):
             model = build(config)
         if policy is not None:
             keep_float32(model)
+        fold_batch_norms(model)
         set_batch_norm_momentum(model, getattr(config, "BATCH_NORM_MOMENTUM", 0.99))
         return model
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import keras
@@ -26,10 +27,37 @@ class BatchNorm(keras.layers.BatchNormalization):
     def __init__(self, *args, train_bn: bool | None = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.train_bn = train_bn is None or bool(train_bn)
+        # Set by fold_batch_norms: (a weak reference to) the FastConv2D that applies this normalization.
+        # A weak reference, because Keras would track a layer attribute as a sublayer and list its weights.
+        self._folded_into = None
+
+    @property
+    def folded_into(self):
+        """The FastConv2D that applies this layer's normalization (see fold_batch_norms), or None."""
+        return None if self._folded_into is None else self._folded_into()
+
+    def uses_moving_statistics(self, training) -> bool:
+        """Whether a call with this ``training`` flag normalizes with the moving mean and variance."""
+        return not (self.train_bn and training and self.trainable)
+
+    def affine(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """The per-channel (scale, offset) [C] float32 such that, with the moving statistics,
+        BatchNorm(x) = x * scale + offset."""
+        mean = tf.cast(self.moving_mean, tf.float32)
+        variance = tf.cast(self.moving_variance, tf.float32)
+        scale = tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            scale = scale * tf.cast(self.gamma, tf.float32)
+        offset = -mean * scale
+        if self.center:
+            offset = offset + tf.cast(self.beta, tf.float32)
+        return scale, offset
 
     def call(self, inputs, training=None, mask=None):
         if not self.train_bn:
             training = False
+        if self.folded_into is not None and self.uses_moving_statistics(training):
+            return inputs  # the convolution before this layer has applied the normalization
         return super().call(inputs, training=training, mask=mask)
 
     def get_config(self):
@@ -100,6 +128,27 @@ class FastConv2D(keras.layers.Conv2D):
     Anything else (dilation, groups, channels_first, other strides or paddings) uses Conv2D's own op.
     """
 
+    # Set by fold_batch_norms: a weak reference to the BatchNorm that follows this convolution and that it
+    # applies when that layer uses its moving statistics.
+    _folded_batch_norm = None
+
+    @property
+    def folded_batch_norm(self):
+        """The BatchNorm this convolution applies (see fold_batch_norms), or None."""
+        return None if self._folded_batch_norm is None else self._folded_batch_norm()
+
+    def call(self, inputs, training=None):
+        bn = self.folded_batch_norm
+        if bn is None or not bn.uses_moving_statistics(training):
+            return super().call(inputs)
+        # conv(x, K) + bias, normalized: conv(x, K * scale) + (bias * scale + offset), scale and offset per
+        # output channel. Saves the normalization's passes over the output (about 17% of ResNet101's time).
+        scale, offset = bn.affine()
+        kernel = tf.cast(self.kernel, tf.float32) * scale
+        bias = offset + (tf.cast(self.bias, tf.float32) * scale if self.use_bias else 0.0)
+        outputs = self.convolution_op(inputs, tf.cast(kernel, inputs.dtype)) + tf.cast(bias, inputs.dtype)
+        return self.activation(outputs) if self.activation is not None else outputs
+
     def convolution_op(self, inputs, kernel):
         if self.data_format != "channels_last" or tuple(self.dilation_rate) != (1, 1) or self.groups != 1:
             return super().convolution_op(inputs, kernel)
@@ -124,6 +173,39 @@ class FastConv2D(keras.layers.Conv2D):
 
 # The name the class had when it only handled whole-input kernels.
 WholeInputConv2D = FastConv2D
+
+
+def fold_batch_norms(model: keras.Model) -> int:
+    """Let each FastConv2D of ``model`` (nested models too) that feeds only a float32 BatchNorm apply that
+    normalization itself whenever the BatchNorm would use its moving statistics (inference, or TRAIN_BN
+    False). Outputs and gradients are unchanged up to float rounding; weights stay where they are.
+
+    In such a pair the convolution's output tensor is already normalized and the BatchNorm passes it
+    through, which matters only to code that reads the convolution's own output (e.g. ``run_graph``).
+    Returns the number of pairs folded.
+    """
+    folded = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            folded += fold_batch_norms(layer)
+            continue
+        if not isinstance(layer, BatchNorm) or len(layer._inbound_nodes) != 1:
+            continue
+        parents = layer._inbound_nodes[0].parent_nodes
+        conv = parents[0].operation if len(parents) == 1 else None
+        if (
+            not isinstance(conv, FastConv2D)
+            or len(conv._inbound_nodes) != 1
+            or len(conv._outbound_nodes) != 1
+            or conv.activation not in (None, keras.activations.linear)
+            or conv.compute_dtype != "float32"
+            or layer.compute_dtype != "float32"
+        ):
+            continue
+        conv._folded_batch_norm = weakref.ref(layer)
+        layer._folded_into = weakref.ref(conv)
+        folded += 1
+    return folded
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")

@@ -17,7 +17,9 @@ from mrcnn.training import (
 
 
 def test_weight_decay_gradient_is_the_gradient_of_weight_decay_loss():
-    kernel = keras.Variable(np.random.default_rng(0).normal(size=(3, 3, 4, 5)).astype("float32"), name="kernel")
+    kernel = keras.Variable(
+        np.random.default_rng(0).normal(size=(3, 3, 4, 5)).astype("float32"), name="kernel"
+    )
     gamma = keras.Variable(np.ones(5, "float32"), name="gamma")
     with tf.GradientTape() as tape:
         loss = weight_decay_loss([kernel, gamma], 0.01)

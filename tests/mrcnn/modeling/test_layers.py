@@ -161,3 +161,59 @@ def test_fast_conv_works_in_a_functional_model_with_unknown_sizes():
     run = tf.function(lambda t: model(t))
     assert run(tf.zeros([2, 8, 8, 4])).shape == (2, 8, 8, 3)
     assert run(tf.zeros([1, 6, 10, 4])).shape == (1, 6, 10, 3)
+
+
+def _conv_bn_model(train_bn):
+    from mrcnn.modeling.layers import BatchNorm, FastConv2D
+
+    inp = keras.Input((None, None, 3))
+    x = FastConv2D(4, (3, 3), padding="same", name="conv")(inp)
+    x = BatchNorm(name="bn", train_bn=train_bn)(x)
+    out = keras.layers.Activation("relu")(x)
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(5)
+    model.get_layer("conv").set_weights(
+        [rng.normal(size=(3, 3, 3, 4)).astype("float32"), rng.normal(size=4).astype("float32")]
+    )
+    bn = model.get_layer("bn")
+    bn.set_weights([rng.uniform(0.5, 2, 4), rng.normal(size=4), rng.normal(size=4), rng.uniform(0.1, 3, 4)])
+    return model
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_folded_batch_norm_gives_the_same_outputs_and_gradients(train_bn):
+    import tensorflow as tf
+
+    from mrcnn.modeling.layers import fold_batch_norms
+
+    x = tf.random.stateless_normal([2, 6, 5, 3], seed=[8, 9])
+    plain, folded = _conv_bn_model(train_bn), _conv_bn_model(train_bn)
+    assert fold_batch_norms(folded) == 1
+    assert folded.get_layer("conv").folded_batch_norm is folded.get_layer("bn")
+    assert len(folded.weights) == len(plain.weights) == 6  # folding adds no weights to either layer
+    for training in (False, True):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            a, b = plain(x, training=training), folded(x, training=training)
+            la, lb = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            tape.gradient(lb, x).numpy(), tape.gradient(la, x).numpy(), rtol=1e-4, atol=1e-4
+        )
+        for va, vb in zip(plain.trainable_weights, folded.trainable_weights):
+            np.testing.assert_allclose(
+                tape.gradient(lb, vb).numpy(), tape.gradient(la, va).numpy(), rtol=1e-4, atol=1e-4
+            )
+    # with batch statistics (train_bn and training) the BatchNorm normalizes by itself and updates its averages
+    before = folded.get_layer("bn").moving_mean.numpy().copy()
+    folded(x, training=True)
+    assert np.any(folded.get_layer("bn").moving_mean.numpy() != before) == train_bn
+
+
+def test_fold_leaves_a_convolution_with_other_consumers_alone():
+    from mrcnn.modeling.layers import BatchNorm, FastConv2D, fold_batch_norms
+
+    inp = keras.Input((8, 8, 3))
+    c = FastConv2D(4, (1, 1))(inp)
+    out = keras.layers.Add()([BatchNorm()(c), c])  # the raw conv output is used too: must not fold
+    assert fold_batch_norms(keras.Model(inp, out)) == 0
