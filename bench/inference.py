@@ -5,8 +5,14 @@
 
 Weights are random and DETECTION_MIN_CONFIDENCE is 0, so every image yields DETECTION_MAX_INSTANCES real
 detections: the worst case for the mask head (which runs on real detections only) and for unmolding.
-Absolute seconds depend on the machine; the "x backbone" column divides by a bare forward pass of the same
-ResNet (C1..C5, no FPN or heads) at the same size, timed in the same run.
+
+Absolute seconds depend on the machine, so every figure is also given relative to a reference timed in the
+same run: "x backbone" divides by a bare ``keras.applications`` ResNet forward pass (no top, batch 1) at the
+same size, the reference issue #3 measured (ResNet101 at 512: 0.25 s on the machine its targets were set
+on). "target here" is that issue's target scaled by this machine's speed, i.e. multiplied by (bare
+ResNet101 at 512 here) / 0.25 s. "GMAC" counts the multiply-adds of the convolutions and matmuls per image
+(backbone, FPN, RPN over all levels, classifier on POST_NMS_ROIS_INFERENCE ROIs, mask head on the
+detections), the floor of the work the architecture asks for; "x bb GMAC" divides it by the bare backbone's.
 """
 
 from __future__ import annotations
@@ -24,9 +30,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.anchors import compute_backbone_shapes
 from mrcnn.config import Config
 from mrcnn.model import MaskRCNN
 from mrcnn.modeling.backbone import resnet_graph
+
+# Issue #3: bare Keras ResNet101 forward at 512 and the targets (s/image, 100 instances) on its machine.
+ISSUE_BARE_R101_512 = 0.25
+ISSUE_TARGETS = {"r50-512": 0.25, "r101-512": 0.40, "r101-1024": 1.1}
 
 # name: backbone, image size, anchor scales
 SETUPS = {
@@ -68,9 +79,9 @@ def time_detect(setup: str, max_instances: int, batch: int, repeats: int) -> flo
 
 
 def time_backbone(backbone: str, size: int, repeats: int) -> float:
-    """Median seconds of a bare ResNet forward pass (batch 1) in a compiled tf.function."""
-    inputs = keras.Input((size, size, 3))
-    model = keras.Model(inputs, resnet_graph(inputs, backbone, stage5=True, train_bn=False)[-1])
+    """Median seconds of a bare keras.applications ResNet forward pass (batch 1) in a compiled tf.function."""
+    build = {"resnet50": keras.applications.ResNet50, "resnet101": keras.applications.ResNet101}[backbone]
+    model = build(weights=None, include_top=False, input_shape=(size, size, 3))
     forward = tf.function(lambda x: model(x, training=False))
     x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), np.float32))
     forward(x)
@@ -80,6 +91,43 @@ def time_backbone(backbone: str, size: int, repeats: int) -> float:
         forward(x)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _conv_gmacs(model: keras.Model) -> float:
+    """Multiply-adds (1e9) of the Conv2D layers of a model built on a fixed-size input."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            total += h * w * kh * kw * cin * cout
+    return total / 1e9
+
+
+def backbone_gmacs(backbone: str, size: int) -> float:
+    inputs = keras.Input((size, size, 3), batch_size=1)
+    return _conv_gmacs(keras.Model(inputs, resnet_graph(inputs, backbone, stage5=True, train_bn=False)[-1]))
+
+
+def mask_rcnn_gmacs(config: Config, detections: int) -> float:
+    """Multiply-adds (1e9) per image of the inference graph with ``detections`` real detections."""
+    size = int(config.IMAGE_SHAPE[0])
+    c = config.TOP_DOWN_PYRAMID_SIZE
+    classes = config.NUM_CLASSES
+    anchors = len(config.RPN_ANCHOR_RATIOS)
+    total = backbone_gmacs(config.BACKBONE, size) * 1e9
+    levels = compute_backbone_shapes(config, config.IMAGE_SHAPE)  # P2..P6
+    backbone_channels = (256, 512, 1024, 2048)
+    for (h, w), cin in zip(levels[:4], backbone_channels):
+        total += h * w * (cin * c + 9 * c * c)  # FPN lateral 1x1 and output 3x3
+    for h, w in levels:
+        total += h * w * (9 * c * 512 + 512 * 6 * anchors)  # RPN shared 3x3, class and box 1x1
+    pool, fc = config.POOL_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE
+    total += config.POST_NMS_ROIS_INFERENCE * (pool * pool * c * fc + fc * fc + fc * classes * 5)
+    m = config.MASK_POOL_SIZE
+    per_mask = 4 * m * m * 9 * c * 256 + m * m * 256 * 256 * 4 + (2 * m) ** 2 * 256 * classes
+    total += detections * per_mask
+    return total / 1e9
 
 
 def main(argv=None) -> None:
@@ -97,16 +145,31 @@ def main(argv=None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     instances = [int(n) for n in args.instances.split(",")]
 
-    print(f"{'setup':<11} {'max inst':>8} {'batch':>5} {'s/image':>8} {'x backbone':>10}")
+    machine = time_backbone("resnet101", 512, args.repeats) / ISSUE_BARE_R101_512
+    print(
+        f"this machine: bare keras ResNet101 at 512 takes {machine:.2f}x the {ISSUE_BARE_R101_512} s of issue #3's "
+        "machine; 'target here' = issue target x that factor"
+    )
+    header = f"{'setup':<11} {'max inst':>8} {'batch':>5} {'s/image':>8} {'img/s':>6} {'x backbone':>10}"
+    print(f"{header} {'target here':>11} {'GMAC':>6} {'x bb GMAC':>9}")
     for setup in setups:
-        backbone, size, _ = SETUPS[setup]
+        backbone, size, scales = SETUPS[setup]
         reference = time_backbone(backbone, size, args.repeats)
-        print(f"{setup:<11} {'bare ' + backbone:>23} {reference:>8.3f} {1.0:>10.2f}", flush=True)
+        bare_gmacs = backbone_gmacs(backbone, size)
+        print(
+            f"{setup:<11} {'bare ' + backbone:>14} {reference:>8.3f} {1 / reference:>6.2f} {1.0:>10.2f} "
+            f"{'':>11} {bare_gmacs:>6.1f} {1.0:>9.2f}",
+            flush=True,
+        )
         for n in instances:
+            gmacs = mask_rcnn_gmacs(make_config(backbone, size, scales, n, 1), n)
             for batch in batches:
                 seconds = time_detect(setup, n, batch, args.repeats)
+                target = f"{ISSUE_TARGETS[setup] * machine:.3f}" if n == 100 else ""
                 print(
-                    f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {seconds / reference:>10.2f}", flush=True
+                    f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {1 / seconds:>6.2f} "
+                    f"{seconds / reference:>10.2f} {target:>11} {gmacs:>6.1f} {gmacs / bare_gmacs:>9.2f}",
+                    flush=True,
                 )
 
 

@@ -146,7 +146,9 @@ class FastConv2D(keras.layers.Conv2D):
         scale, offset = bn.affine()
         kernel = tf.cast(self.kernel, tf.float32) * scale
         bias = offset + (tf.cast(self.bias, tf.float32) * scale if self.use_bias else 0.0)
-        outputs = self.convolution_op(inputs, tf.cast(kernel, inputs.dtype)) + tf.cast(bias, inputs.dtype)
+        outputs = tf.nn.bias_add(
+            self.convolution_op(inputs, tf.cast(kernel, inputs.dtype)), tf.cast(bias, inputs.dtype)
+        )
         return self.activation(outputs) if self.activation is not None else outputs
 
     def convolution_op(self, inputs, kernel):
