@@ -3,11 +3,19 @@
     python bench/train.py            # resnet50 and resnet101 at 512, batch 1 and 2, layers heads and all
     python bench/train.py --quick    # the tiny "small" backbone at 64x64: checks the bench runs (seconds)
     python bench/train.py --backbones resnet50 --batches 2 --layers all --mixed-precision mixed_bfloat16
+    python bench/train.py --size 128 --backbones resnet101 --batches 1 --layers heads --rois 32  # vs the port
 
 Each row builds a training model with random weights, trains on synthetic shapes (ShapesDataset) through the
 same loader, train step and optimizer as ``MaskRCNN.train``, and times each step with a callback; the first
 ``--warmup`` steps (tracing, first allocations) are left out. Data loading runs in a worker thread, so the
 step time includes waiting for data only when loading is the bottleneck.
+
+The mask head runs on the positive ROIs only, so a step's cost grows as the RPN learns to propose boxes on
+the objects (up to TRAIN_ROIS_PER_IMAGE * ROI_POSITIVE_RATIO rows); these random-weight models have few.
+
+Issue #7 compares with the Matterport TF2 port: 0.46-0.72 s per heads step at 128x128, batch 1, on the
+machine where a bare Keras ResNet101 forward pass at 512 took 0.25 s. The bench times that reference here
+too, and prints the port's range scaled by (reference here) / 0.25 s next to the rows it applies to.
 """
 
 from __future__ import annotations
@@ -22,14 +30,20 @@ import tempfile
 import time
 
 import keras
+import tensorflow as tf
 
 from mrcnn.config import Config
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.model import MaskRCNN
 from mrcnn.training import TrainingLoader, TrainingModel, make_optimizer, set_trainable
 
+PORT_HEADS_STEP_128 = (0.46, 0.72)  # s/step, issue #7
+ISSUE_BARE_R101_512 = 0.25  # s, issue #3's reference on the same machine
 
-def make_config(backbone: str, size: int, batch: int, mixed_precision: str | None, quick: bool) -> Config:
+
+def make_config(
+    backbone: str, size: int, batch: int, mixed_precision: str | None, quick: bool, rois: int = 200
+) -> Config:
     attrs = dict(
         NAME="bench",
         NUM_CLASSES=1 + 3,
@@ -39,7 +53,10 @@ def make_config(backbone: str, size: int, batch: int, mixed_precision: str | Non
         IMAGES_PER_GPU=batch,
         RPN_ANCHOR_SCALES=(16, 32, 64, 128, 256),
         MIXED_PRECISION=mixed_precision,
+        TRAIN_ROIS_PER_IMAGE=rois,
     )
+    if size <= 128:
+        attrs.update(RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128))  # Matterport's shapes example
     if quick:
         attrs.update(
             RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128),
@@ -88,6 +105,20 @@ def time_training(config: Config, layers: str, warmup: int, steps: int) -> float
     return statistics.median(timer.times[warmup:])
 
 
+def machine_factor(repeats: int = 3) -> float:
+    """Seconds of a bare keras.applications ResNet101 forward at 512 here, divided by issue #3's 0.25 s."""
+    model = keras.applications.ResNet101(weights=None, include_top=False, input_shape=(512, 512, 3))
+    forward = tf.function(lambda x: model(x, training=False))
+    x = tf.zeros((1, 512, 512, 3))
+    forward(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward(x).numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) / ISSUE_BARE_R101_512
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +131,9 @@ def main(argv=None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="steps left out of the timing")
     parser.add_argument("--steps", type=int, default=5, help="timed steps")
     parser.add_argument(
+        "--rois", type=int, default=200, help="TRAIN_ROIS_PER_IMAGE (Matterport's shapes: 32)"
+    )
+    parser.add_argument(
         "--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None, help="MIXED_PRECISION"
     )
     args = parser.parse_args(argv)
@@ -110,15 +144,27 @@ def main(argv=None) -> None:
 
     batches = [int(b) for b in args.batches.split(",")]
     layer_groups = args.layers.split(",")
-    print(f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}")
-    print(f"{'backbone':<10} {'layers':<6} {'batch':>5} {'s/step':>8} {'s/image':>8}")
+    factor = None if args.quick else machine_factor()
+    if factor is not None:
+        low, high = (t * factor for t in PORT_HEADS_STEP_128)
+        print(
+            f"this machine: bare keras ResNet101 at 512 takes {factor:.2f}x issue #3's {ISSUE_BARE_R101_512} s; "
+            f"the port's heads step at 128 px, batch 1, scaled to it: {low:.2f}-{high:.2f} s"
+        )
+    print(
+        f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}, rois {args.rois}"
+    )
+    print(f"{'backbone':<10} {'layers':<6} {'batch':>5} {'s/step':>8} {'s/image':>8} {'x port (scaled)':>16}")
     for backbone in backbones:
         for layers in layer_groups:
             for batch in batches:
-                config = make_config(backbone, size, batch, args.mixed_precision, args.quick)
+                config = make_config(backbone, size, batch, args.mixed_precision, args.quick, args.rois)
                 seconds = time_training(config, layers, warmup, steps)
+                versus = ""
+                if factor is not None and size == 128 and layers == "heads" and batch == 1:
+                    versus = f"{low / seconds:.2f}-{high / seconds:.2f}"
                 print(
-                    f"{backbone:<10} {layers:<6} {batch:>5} {seconds:>8.3f} {seconds / batch:>8.3f}",
+                    f"{backbone:<10} {layers:<6} {batch:>5} {seconds:>8.3f} {seconds / batch:>8.3f} {versus:>16}",
                     flush=True,
                 )
 
