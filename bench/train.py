@@ -35,6 +35,7 @@ import tensorflow as tf
 from mrcnn.config import Config
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.model import MaskRCNN
+from mrcnn.testing import TINY_SETTINGS, tiny_config
 from mrcnn.training import TrainingLoader, TrainingModel, make_optimizer, set_trainable
 
 PORT_HEADS_STEP_128 = (0.46, 0.72)  # s/step, issue #7
@@ -44,6 +45,8 @@ ISSUE_BARE_R101_512 = 0.25  # s, issue #3's reference on the same machine
 def make_config(
     backbone: str, size: int, batch: int, mixed_precision: str | None, quick: bool, rois: int = 200
 ) -> Config:
+    if quick:  # the tiny test model at 64x64 (its settings are in mrcnn.testing)
+        return tiny_config(NAME="bench", IMAGES_PER_GPU=batch, MIXED_PRECISION=mixed_precision)
     attrs = dict(
         NAME="bench",
         NUM_CLASSES=1 + 3,
@@ -57,19 +60,6 @@ def make_config(
     )
     if size <= 128:
         attrs.update(RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128))  # Matterport's shapes example
-    if quick:
-        attrs.update(
-            RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128),
-            TOP_DOWN_PYRAMID_SIZE=32,
-            FPN_CLASSIF_FC_LAYERS_SIZE=64,
-            RPN_TRAIN_ANCHORS_PER_IMAGE=32,
-            PRE_NMS_LIMIT=300,
-            POST_NMS_ROIS_TRAINING=64,
-            POST_NMS_ROIS_INFERENCE=50,
-            TRAIN_ROIS_PER_IMAGE=16,
-            MAX_GT_INSTANCES=8,
-            MINI_MASK_SHAPE=(16, 16),
-        )
     return type("BenchConfig", (Config,), attrs)()
 
 
@@ -151,9 +141,8 @@ def main(argv=None) -> None:
             f"this machine: bare keras ResNet101 at 512 takes {factor:.2f}x issue #3's {ISSUE_BARE_R101_512} s; "
             f"the port's heads step at 128 px, batch 1, scaled to it: {low:.2f}-{high:.2f} s"
         )
-    print(
-        f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}, rois {args.rois}"
-    )
+    rois = TINY_SETTINGS["TRAIN_ROIS_PER_IMAGE"] if args.quick else args.rois
+    print(f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}, rois {rois}")
     print(f"{'backbone':<10} {'layers':<6} {'batch':>5} {'s/step':>8} {'s/image':>8} {'x port (scaled)':>16}")
     for backbone in backbones:
         for layers in layer_groups:
