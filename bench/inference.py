@@ -28,15 +28,14 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+from reference import ISSUE_BARE_R101_512, machine_factor, time_backbone
 
 from mrcnn.anchors import compute_backbone_shapes
 from mrcnn.config import Config
 from mrcnn.model import MaskRCNN
 from mrcnn.modeling.backbone import resnet_graph
 
-# Issue #3: bare Keras ResNet101 forward at 512 and the targets (s/image, 100 instances) on its machine.
-ISSUE_BARE_R101_512 = 0.25
+# Issue #3's targets (s/image, 100 instances) on its machine.
 ISSUE_TARGETS = {"r50-512": 0.25, "r101-512": 0.40, "r101-1024": 1.1}
 
 # name: backbone, image size, anchor scales
@@ -78,21 +77,6 @@ def time_detect(setup: str, max_instances: int, batch: int, repeats: int) -> flo
     return statistics.median(times)
 
 
-def time_backbone(backbone: str, size: int, repeats: int) -> float:
-    """Median seconds of a bare keras.applications ResNet forward pass (batch 1) in a compiled tf.function."""
-    build = {"resnet50": keras.applications.ResNet50, "resnet101": keras.applications.ResNet101}[backbone]
-    model = build(weights=None, include_top=False, input_shape=(size, size, 3))
-    forward = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), np.float32))
-    forward(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        forward(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _conv_gmacs(model: keras.Model) -> float:
     """Multiply-adds (1e9) of the Conv2D layers of a model built on a fixed-size input."""
     total = 0
@@ -109,13 +93,13 @@ def backbone_gmacs(backbone: str, size: int) -> float:
     return _conv_gmacs(keras.Model(inputs, resnet_graph(inputs, backbone, stage5=True, train_bn=False)[-1]))
 
 
-def mask_rcnn_gmacs(config: Config, detections: int) -> float:
-    """Multiply-adds (1e9) per image of the inference graph with ``detections`` real detections."""
-    size = int(config.IMAGE_SHAPE[0])
+def mask_rcnn_gmacs(config: Config, detections: int, backbone: float) -> float:
+    """Multiply-adds (1e9) per image of the inference graph with ``detections`` real detections, given the
+    ``backbone``'s (from :func:`backbone_gmacs`)."""
     c = config.TOP_DOWN_PYRAMID_SIZE
     classes = config.NUM_CLASSES
     anchors = len(config.RPN_ANCHOR_RATIOS)
-    total = backbone_gmacs(config.BACKBONE, size) * 1e9
+    total = backbone * 1e9
     levels = compute_backbone_shapes(config, config.IMAGE_SHAPE)  # P2..P6
     backbone_channels = (256, 512, 1024, 2048)
     for (h, w), cin in zip(levels[:4], backbone_channels):
@@ -145,7 +129,14 @@ def main(argv=None) -> None:
     batches = [int(b) for b in args.batches.split(",")]
     instances = [int(n) for n in args.instances.split(",")]
 
-    machine = time_backbone("resnet101", 512, args.repeats) / ISSUE_BARE_R101_512
+    references: dict[tuple[str, int], float] = {}
+
+    def reference_seconds(backbone: str, size: int) -> float:
+        if (backbone, size) not in references:
+            references[backbone, size] = time_backbone(backbone, size, args.repeats)
+        return references[backbone, size]
+
+    machine = machine_factor(seconds=reference_seconds("resnet101", 512))
     print(
         f"this machine: bare keras ResNet101 at 512 takes {machine:.2f}x the {ISSUE_BARE_R101_512} s of issue #3's "
         "machine; 'target here' = issue target x that factor"
@@ -154,7 +145,7 @@ def main(argv=None) -> None:
     print(f"{header} {'target here':>11} {'GMAC':>6} {'x bb GMAC':>9}")
     for setup in setups:
         backbone, size, scales = SETUPS[setup]
-        reference = time_backbone(backbone, size, args.repeats)
+        reference = reference_seconds(backbone, size)
         bare_gmacs = backbone_gmacs(backbone, size)
         print(
             f"{setup:<11} {'bare ' + backbone:>14} {reference:>8.3f} {1 / reference:>6.2f} {1.0:>10.2f} "
@@ -162,7 +153,7 @@ def main(argv=None) -> None:
             flush=True,
         )
         for n in instances:
-            gmacs = mask_rcnn_gmacs(make_config(backbone, size, scales, n, 1), n)
+            gmacs = mask_rcnn_gmacs(make_config(backbone, size, scales, n, 1), n, bare_gmacs)
             for batch in batches:
                 seconds = time_detect(setup, n, batch, args.repeats)
                 target = f"{ISSUE_TARGETS[setup] * machine:.3f}" if n == 100 else ""

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 import keras
-import tensorflow as tf
+from reference import ISSUE_BARE_R101_512, machine_factor
 
 from mrcnn.config import Config
 from mrcnn.data.synthetic import ShapesDataset
@@ -39,7 +39,6 @@ from mrcnn.testing import TINY_SETTINGS, tiny_config
 from mrcnn.training import TrainingLoader, TrainingModel, make_optimizer, set_trainable
 
 PORT_HEADS_STEP_128 = (0.46, 0.72)  # s/step, issue #7
-ISSUE_BARE_R101_512 = 0.25  # s, issue #3's reference on the same machine
 
 
 def make_config(
@@ -93,20 +92,6 @@ def time_training(config: Config, layers: str, warmup: int, steps: int) -> float
         timer = StepTimer()
         trainer.fit(loader, epochs=1, steps_per_epoch=total, callbacks=[timer], verbose=0)
     return statistics.median(timer.times[warmup:])
-
-
-def machine_factor(repeats: int = 3) -> float:
-    """Seconds of a bare keras.applications ResNet101 forward at 512 here, divided by issue #3's 0.25 s."""
-    model = keras.applications.ResNet101(weights=None, include_top=False, input_shape=(512, 512, 3))
-    forward = tf.function(lambda x: model(x, training=False))
-    x = tf.zeros((1, 512, 512, 3))
-    forward(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        forward(x).numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) / ISSUE_BARE_R101_512
 
 
 def main(argv=None) -> None:
