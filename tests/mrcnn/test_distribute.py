@@ -47,27 +47,18 @@ SCRIPT = textwrap.dedent(
     from mrcnn import model as modellib
     from mrcnn.config import Config
     from mrcnn.data.synthetic import ShapesDataset
+    from mrcnn.testing import TINY_SETTINGS
 
-    class Tiny(Config):
-        NAME = "dist"
-        BACKBONE = "small"
-        NUM_CLASSES = 4
-        IMAGE_MIN_DIM = IMAGE_MAX_DIM = 64
-        RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-        TOP_DOWN_PYRAMID_SIZE = 32
-        FPN_CLASSIF_FC_LAYERS_SIZE = 64
-        RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-        PRE_NMS_LIMIT = 300
-        POST_NMS_ROIS_TRAINING = 32
-        POST_NMS_ROIS_INFERENCE = 50
-        TRAIN_ROIS_PER_IMAGE = 32
-        ROI_POSITIVE_RATIO = 1.0
-        MAX_GT_INSTANCES = 8
-        MINI_MASK_SHAPE = (16, 16)
-        DETECTION_MAX_INSTANCES = 8
-        STEPS_PER_EPOCH = 1
-        TRAIN_BN = False
-        GRADIENT_CLIP_NORM = 0.5  # small enough to clip: clipping must see the global gradient
+    Tiny = type("Tiny", (Config,), dict(
+        TINY_SETTINGS,
+        NAME="dist",
+        POST_NMS_ROIS_TRAINING=32,
+        TRAIN_ROIS_PER_IMAGE=32,
+        ROI_POSITIVE_RATIO=1.0,
+        STEPS_PER_EPOCH=1,
+        TRAIN_BN=False,
+        GRADIENT_CLIP_NORM=0.5,  # small enough to clip: clipping must see the global gradient
+    ))
 
     def config(gpus, per_gpu, weights):
         return type("C", (Tiny,), dict(GPU_COUNT=gpus, IMAGES_PER_GPU=per_gpu, LOSS_WEIGHTS=weights))()

@@ -12,23 +12,13 @@ from mrcnn.config import Config
 from mrcnn.export import export_model, paste_masks_graph, resize_square_graph
 from mrcnn.images import resize_image
 from mrcnn.masks import unmold_masks
+from mrcnn.testing import TINY_SETTINGS
 
-
-class ExportConfig(Config):
-    NAME = "export"
-    BACKBONE = "small"
-    NUM_CLASSES = 4
-    IMAGES_PER_GPU = 1
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 64
-    PRE_NMS_LIMIT = 300
-    POST_NMS_ROIS_INFERENCE = 50
-    MINI_MASK_SHAPE = (16, 16)
-    DETECTION_MAX_INSTANCES = 8
-    DETECTION_MIN_CONFIDENCE = 0.0
+ExportConfig = type(
+    "ExportConfig",
+    (Config,),
+    {**TINY_SETTINGS, "NAME": "export", "IMAGES_PER_GPU": 1, "DETECTION_MIN_CONFIDENCE": 0.0},
+)
 
 
 def favour_class(model, class_id=1, logit=4.0):

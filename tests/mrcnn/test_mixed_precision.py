@@ -15,29 +15,21 @@ from mrcnn.config import Config, ConfigError
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.modeling.proposals import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
+from mrcnn.testing import TINY_SETTINGS
 from mrcnn.training import make_optimizer
 
-
-class TinyConfig(Config):
-    NAME = "mixed"
-    BACKBONE = "small"
-    NUM_CLASSES = 4
-    IMAGES_PER_GPU = 1
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 64
-    RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    PRE_NMS_LIMIT = 300
-    POST_NMS_ROIS_TRAINING = 32
-    POST_NMS_ROIS_INFERENCE = 50
-    TRAIN_ROIS_PER_IMAGE = 16
-    MAX_GT_INSTANCES = 8
-    MINI_MASK_SHAPE = (16, 16)
-    DETECTION_MAX_INSTANCES = 8
-    DETECTION_MIN_CONFIDENCE = 0.0
-    STEPS_PER_EPOCH = 1
+TinyConfig = type(
+    "TinyConfig",
+    (Config,),
+    {
+        **TINY_SETTINGS,
+        "NAME": "mixed",
+        "IMAGES_PER_GPU": 1,
+        "POST_NMS_ROIS_TRAINING": 32,
+        "DETECTION_MIN_CONFIDENCE": 0.0,
+        "STEPS_PER_EPOCH": 1,
+    },
+)
 
 
 def make_config(**overrides) -> Config:

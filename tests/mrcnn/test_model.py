@@ -11,33 +11,16 @@ from mrcnn import model as modellib
 from mrcnn.config import Config
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.modeling.build import LOSS_OUTPUTS
-from mrcnn.testing import small_backbone, small_backbone_shapes
+from mrcnn.testing import TINY_SETTINGS, small_backbone, small_backbone_shapes
 from mrcnn.weights import WeightsMismatchError, read_layout, save_weights_h5, weighted_layer_groups
 
 LAYOUT_TSV = Path(__file__).resolve().parents[1] / "data" / "matterport_coco_r101_h5_layout.tsv"
 
 
-class TinyConfig(Config):
-    NAME = "tiny"
-    BACKBONE = "resnet50"
-    NUM_CLASSES = 4
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = 64
-    IMAGE_MAX_DIM = 64
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 64
-    RPN_TRAIN_ANCHORS_PER_IMAGE = 32
-    PRE_NMS_LIMIT = 300
-    POST_NMS_ROIS_TRAINING = 64
-    POST_NMS_ROIS_INFERENCE = 50
-    TRAIN_ROIS_PER_IMAGE = 16
-    MAX_GT_INSTANCES = 8
-    MINI_MASK_SHAPE = (16, 16)
-    DETECTION_MAX_INSTANCES = 8
-    DETECTION_MIN_CONFIDENCE = 0.0
-    STEPS_PER_EPOCH = 2
-    VALIDATION_STEPS = 1
+# The tiny test model with a real ResNet50 backbone; every detection is kept.
+TinyConfig = type(
+    "TinyConfig", (Config,), {**TINY_SETTINGS, "BACKBONE": "resnet50", "DETECTION_MIN_CONFIDENCE": 0.0}
+)
 
 
 def make_config(**overrides) -> Config:
