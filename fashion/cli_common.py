@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -48,11 +49,22 @@ __all__ = [
     "postprocess_options",
     "read_image",
     "resolve_categories",
+    "run_cli",
 ]
 
 
 class CLIError(RuntimeError):
     """A problem the user can fix (the message says how); the tools print it and exit with status 2."""
+
+
+def run_cli(run, args: argparse.Namespace) -> int:
+    """A command's ``main``: ``run(args)``'s exit status, or, for a :class:`CLIError`, its message on stderr
+    and EXIT_USAGE."""
+    try:
+        return run(args)
+    except CLIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 # --------------------------------------------------------------------------------------------- arguments

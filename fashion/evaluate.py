@@ -32,7 +32,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion import postprocess as pp  # noqa: E402
 from fashion.cli_common import (  # noqa: E402
-    EXIT_USAGE,
     CLIError,
     add_model_arguments,
     add_postprocess_arguments,
@@ -41,6 +40,7 @@ from fashion.cli_common import (  # noqa: E402
     inference_overrides,
     load_inference_weights,
     postprocess_options,
+    run_cli,
 )
 from fashion.config import get_preset, make_config  # noqa: E402
 from fashion.datasets import load_dataset  # noqa: E402
@@ -175,12 +175,7 @@ def summary(result: Mapping) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except CLIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_cli(_run, build_parser().parse_args(argv))
 
 
 def _run(args: argparse.Namespace) -> int:

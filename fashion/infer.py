@@ -39,7 +39,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion import postprocess as pp  # noqa: E402
 from fashion.cli_common import (  # noqa: E402
-    EXIT_USAGE,
     IMAGE_EXTENSIONS,
     CLIError,
     add_model_arguments,
@@ -52,6 +51,7 @@ from fashion.cli_common import (  # noqa: E402
     postprocess_options,
     read_image,
     resolve_categories,
+    run_cli,
 )
 
 __all__ = [
@@ -200,12 +200,7 @@ def write_kaggle_csv(path: str, rows: Sequence[Sequence[str]]) -> str:
 
 # --------------------------------------------------------------------------------------------- main
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except CLIError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_cli(_run, build_parser().parse_args(argv))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -33,16 +33,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion.augment import AUGMENTATIONS, get_augmentation  # noqa: E402
 from fashion.categories import subset_names  # noqa: E402
+from fashion.cli_common import CLIError, run_cli  # noqa: E402
 from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
-EXIT_USAGE = 2
 
 
-class TrainError(RuntimeError):
+class TrainError(CLIError):
     """A problem the user can fix (message says how); main() prints it and exits with status 2."""
 
 
@@ -272,12 +272,7 @@ def _check_resumed_plan(path: str, plan: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except TrainError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_cli(_run, build_parser().parse_args(argv))
 
 
 def _run(args: argparse.Namespace) -> int:
