@@ -39,6 +39,7 @@ from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, s
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
 COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
 
@@ -203,7 +204,7 @@ def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, ve
     Crowd instances (negative ids) are left out of the ground truth. Images whose instances all vanish at
     the model's image size are skipped.
     """
-    from mrcnn.metrics import compute_ap, compute_ap_range
+    from mrcnn.metrics import compute_ap_per_threshold
     from mrcnn.model import load_image_gt
 
     ids = list(dataset.image_ids)[: limit or None]
@@ -217,9 +218,10 @@ def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, ve
             continue
         r = model.detect([image], verbose=0)[0]
         args = (gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"], r["scores"], r["masks"])
-        ap50 = compute_ap(*args, iou_threshold=0.5)[0]
+        per_threshold = compute_ap_per_threshold(*args, iou_thresholds=COCO_IOU_THRESHOLDS)  # 0.5 first
+        ap50 = float(per_threshold[0])
         aps50.append(ap50)
-        aps.append(compute_ap_range(*args, verbose=0))
+        aps.append(float(np.mean(per_threshold)))
         for c in set(gt_class_ids.tolist()):
             per_class.setdefault(c, []).append(ap50)
         if verbose and (n % 10 == 0 or n == len(ids)):

@@ -13,7 +13,7 @@ import numpy as np
 from mrcnn.boxes import compute_overlaps, trim_zeros
 from mrcnn.masks import compute_overlaps_masks
 
-__all__ = ["compute_matches", "compute_ap", "compute_ap_range", "compute_recall"]
+__all__ = ["compute_matches", "compute_ap", "compute_ap_per_threshold", "compute_ap_range", "compute_recall"]
 
 
 def compute_matches(
@@ -49,22 +49,34 @@ def compute_matches(
         pred_match: ``[P]`` float, index of the matched ground truth or -1; predictions in score order.
         overlaps: ``[P, G]`` mask IoUs, predictions in score order.
     """
+    gt_count, pred_class_ids, overlaps = _score_ordered_overlaps(
+        gt_boxes, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks
+    )
+    gt_match, pred_match = _match(overlaps, pred_class_ids, gt_class_ids, iou_threshold, score_threshold)
+    return gt_match, pred_match, overlaps
+
+
+def _score_ordered_overlaps(gt_boxes, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks):
+    """Drop padding, order the predictions by score (highest first) and compute their mask IoUs with the
+    ground truth. Returns (G, pred_class_ids [P] in score order, overlaps [P, G])."""
     gt_boxes = trim_zeros(np.asarray(gt_boxes).reshape(-1, 4))
     gt_masks = gt_masks[..., : gt_boxes.shape[0]]
     pred_boxes = trim_zeros(np.asarray(pred_boxes).reshape(-1, 4))
     pred_scores = np.asarray(pred_scores)[: pred_boxes.shape[0]]
-
     indices = np.argsort(pred_scores, kind="stable")[::-1]
-    pred_boxes = pred_boxes[indices]
-    pred_class_ids = np.asarray(pred_class_ids)[indices]
-    pred_scores = pred_scores[indices]
     pred_masks = pred_masks[..., indices]
+    return (
+        gt_boxes.shape[0],
+        np.asarray(pred_class_ids)[indices],
+        compute_overlaps_masks(pred_masks, gt_masks),
+    )
 
-    overlaps = compute_overlaps_masks(pred_masks, gt_masks)
 
-    pred_match = -1 * np.ones([pred_boxes.shape[0]])
-    gt_match = -1 * np.ones([gt_boxes.shape[0]])
-    for i in range(len(pred_boxes)):
+def _match(overlaps, pred_class_ids, gt_class_ids, iou_threshold, score_threshold):
+    """The greedy matching of :func:`compute_matches` on score-ordered ``overlaps`` [P, G]."""
+    pred_match = -1 * np.ones([overlaps.shape[0]])
+    gt_match = -1 * np.ones([overlaps.shape[1]])
+    for i in range(overlaps.shape[0]):
         sorted_ixs = np.argsort(overlaps[i], kind="stable")[::-1]
         low_score_idx = np.where(overlaps[i, sorted_ixs] < score_threshold)[0]
         if low_score_idx.size > 0:
@@ -78,7 +90,7 @@ def compute_matches(
                 gt_match[j] = i
                 pred_match[i] = j
                 break
-    return gt_match, pred_match, overlaps
+    return gt_match, pred_match
 
 
 def compute_ap(
@@ -105,6 +117,12 @@ def compute_ap(
     gt_match, pred_match, overlaps = compute_matches(
         gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks, iou_threshold
     )
+    m_ap, precisions, recalls = _average_precision(gt_match, pred_match)
+    return m_ap, precisions, recalls, overlaps
+
+
+def _average_precision(gt_match, pred_match):
+    """(mAP, precisions, recalls) of :func:`compute_ap` from a matching."""
     true_positives = np.cumsum(pred_match > -1)
     precisions = true_positives / (np.arange(len(pred_match)) + 1)
     if len(gt_match):
@@ -118,7 +136,29 @@ def compute_ap(
     precisions = np.maximum.accumulate(precisions[::-1])[::-1]
     indices = np.where(recalls[:-1] != recalls[1:])[0] + 1
     m_ap = float(np.sum((recalls[indices] - recalls[indices - 1]) * precisions[indices]))
-    return m_ap, precisions, recalls, overlaps
+    return m_ap, precisions, recalls
+
+
+def compute_ap_per_threshold(
+    gt_boxes: np.ndarray,
+    gt_class_ids: np.ndarray,
+    gt_masks: np.ndarray,
+    pred_boxes: np.ndarray,
+    pred_class_ids: np.ndarray,
+    pred_scores: np.ndarray,
+    pred_masks: np.ndarray,
+    iou_thresholds: Sequence[float] | np.ndarray,
+) -> np.ndarray:
+    """:func:`compute_ap`'s mAP at each of ``iou_thresholds`` ([T] float), computing the mask IoUs once."""
+    gt_count, ordered_class_ids, overlaps = _score_ordered_overlaps(
+        gt_boxes, gt_masks, pred_boxes, pred_class_ids, pred_scores, pred_masks
+    )
+    gt_class_ids = np.asarray(gt_class_ids)[:gt_count]
+    aps = []
+    for iou_threshold in iou_thresholds:
+        gt_match, pred_match = _match(overlaps, ordered_class_ids, gt_class_ids, iou_threshold, 0.0)
+        aps.append(_average_precision(gt_match, pred_match)[0])
+    return np.array(aps)
 
 
 def compute_ap_range(
@@ -138,21 +178,12 @@ def compute_ap_range(
     """
     if iou_thresholds is None:
         iou_thresholds = np.arange(0.5, 1.0, 0.05)
-    aps = []
-    for iou_threshold in iou_thresholds:
-        ap = compute_ap(
-            gt_box,
-            gt_class_id,
-            gt_mask,
-            pred_box,
-            pred_class_id,
-            pred_score,
-            pred_mask,
-            iou_threshold=iou_threshold,
-        )[0]
-        if verbose:
+    aps = compute_ap_per_threshold(
+        gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask, iou_thresholds
+    )
+    if verbose:
+        for iou_threshold, ap in zip(iou_thresholds, aps):
             print(f"AP @{iou_threshold:.2f}:\t {ap:.3f}")
-        aps.append(ap)
     mean_ap = float(np.mean(aps))
     if verbose:
         print(f"AP @{iou_thresholds[0]:.2f}-{iou_thresholds[-1]:.2f}:\t {mean_ap:.3f}")

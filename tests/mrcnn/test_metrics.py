@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrcnn.boxes import extract_bboxes
-from mrcnn.metrics import compute_ap, compute_ap_range, compute_matches, compute_recall
+from mrcnn.metrics import (
+    compute_ap,
+    compute_ap_per_threshold,
+    compute_ap_range,
+    compute_matches,
+    compute_recall,
+)
 
 H, W = 40, 60
 
@@ -166,3 +172,18 @@ def test_perfect_prediction_ap_one_and_empty_zero_property(instances, seed):
     keep = order[: max(1, len(order) // 2)]
     ap_half, *_ = compute_ap(boxes, ids, masks, boxes[keep], ids[keep], scores[keep], masks[..., keep])
     assert ap_half == pytest.approx(len(keep) / len(rects))
+
+
+@settings(max_examples=30, deadline=None)
+@given(disjoint_instances(), disjoint_instances(), st.integers(0, 2**31 - 1))
+def test_ap_per_threshold_equals_compute_ap_at_each_threshold(truth, predicted, seed):
+    """Predictions that partly overlap the ground truth, some of another class, in shuffled score order."""
+    gt_rects, gt_ids, _ = truth
+    rects, ids, scores = predicted
+    gt_masks, masks = _masks(gt_rects), _masks(rects)
+    gt_boxes, boxes = extract_bboxes(gt_masks), extract_bboxes(masks)
+    order = np.random.default_rng(seed).permutation(len(rects))
+    args = (gt_boxes, gt_ids, gt_masks, boxes[order], ids[order], scores[order], masks[..., order])
+    thresholds = [0.3, 0.5, 0.75, 0.9]
+    expected = [compute_ap(*args, iou_threshold=t)[0] for t in thresholds]
+    np.testing.assert_allclose(compute_ap_per_threshold(*args, iou_thresholds=thresholds), expected)
