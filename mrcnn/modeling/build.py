@@ -239,9 +239,9 @@ def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
             layer.momentum = float(momentum)
 
 
-def _with_precision(build):
-    """Run a graph builder under config.MIXED_PRECISION (restoring the global policy) and keep box math in
-    float32."""
+def _graph_builder(build):
+    """Wrap a graph builder: build under config.MIXED_PRECISION (restoring the global policy), then keep box
+    math in float32, fold frozen BatchNorms into their convolutions and set BATCH_NORM_MOMENTUM."""
 
     def wrapped(config: Config) -> keras.Model:
         policy = getattr(config, "MIXED_PRECISION", None)
@@ -272,7 +272,7 @@ def _rpn(rpn_feature_maps, config: Config):
     return rpn_over_pyramid(rpn, rpn_feature_maps)
 
 
-@_with_precision
+@_graph_builder
 def build_training_model(config: Config) -> keras.Model:
     """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS.
 
@@ -375,7 +375,7 @@ def build_training_model(config: Config) -> keras.Model:
     return keras.Model(inputs, outputs, name="mask_rcnn")
 
 
-@_with_precision
+@_graph_builder
 def build_inference_model(config: Config) -> keras.Model:
     """The inference graph.
 

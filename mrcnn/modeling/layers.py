@@ -173,10 +173,6 @@ class FastConv2D(keras.layers.Conv2D):
         return super().convolution_op(inputs, kernel)
 
 
-# The name the class had when it only handled whole-input kernels.
-WholeInputConv2D = FastConv2D
-
-
 def fold_batch_norms(model: keras.Model) -> int:
     """Let each FastConv2D of ``model`` (nested models too) that feeds only a float32 BatchNorm apply that
     normalization itself whenever the BatchNorm would use its moving statistics (inference, or TRAIN_BN
