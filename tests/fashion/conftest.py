@@ -91,3 +91,24 @@ def box_mask(h, w, y1, x1, y2, x2):
 @pytest.fixture
 def box():
     return box_mask
+
+
+@pytest.fixture(scope="session")
+def tiny_random_weights(tmp_path_factory):
+    """A function seed -> path of an .h5 with the random weights of the "tiny" preset's inference model that
+    ``keras.utils.set_random_seed(seed)`` gives (the same weights, hence detections, in every run)."""
+
+    def make(seed: int) -> str:
+        import keras
+
+        from fashion.config import make_config
+        from mrcnn.model import MaskRCNN
+
+        keras.utils.set_random_seed(seed)
+        folder = tmp_path_factory.mktemp("weights")
+        model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
+        path = str(folder / "tiny_random.h5")
+        model.save_weights(path)
+        return path
+
+    return make

@@ -11,7 +11,6 @@ import pytest
 
 from fashion import evaluate
 from fashion import postprocess as pp
-from fashion.config import make_config
 from fashion.datasets import load_dataset
 from fashion.evaluation import evaluate_predictions
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
@@ -40,17 +39,8 @@ SEED = 1
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    import keras
-
-    from mrcnn.model import MaskRCNN
-
-    keras.utils.set_random_seed(SEED)  # the same random weights, hence detections, in every run
-    folder = tmp_path_factory.mktemp("weights")
-    model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
-    path = str(folder / "tiny_random.h5")
-    model.save_weights(path)
-    return path
+def weights(tiny_random_weights):
+    return tiny_random_weights(SEED)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from fashion import infer
 from fashion import postprocess as pp
 from fashion.categories import IMATERIALIST_CATEGORIES, resolve_classes
 from fashion.cli_common import read_image
-from fashion.config import make_config
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
 from fashion.rle import rle_decode
 
@@ -31,17 +30,8 @@ SEED = 5  # random heads that detect several classes, with overlapping masks
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    import keras
-
-    from mrcnn.model import MaskRCNN
-
-    keras.utils.set_random_seed(SEED)  # the same random weights, hence detections, in every run
-    folder = tmp_path_factory.mktemp("weights")
-    model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
-    path = str(folder / "tiny_random.h5")
-    model.save_weights(path)
-    return path
+def weights(tiny_random_weights):
+    return tiny_random_weights(SEED)
 
 
 @pytest.fixture(scope="module")
