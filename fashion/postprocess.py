@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fashion.evaluation.metrics import label_map
 from fashion.rle import rle_encode
 from mrcnn.boxes import extract_bboxes
 
@@ -183,15 +184,10 @@ def make_non_overlapping(detections: Mapping, drop_empty: bool = True, tight_box
 
 def semantic_label_map(detections: Mapping, dtype: np.dtype | type = np.int32) -> np.ndarray:
     """``[H, W]`` class ids: instances painted in order of increasing confidence (the most confident on top,
-    so it wins where masks overlap); 0 where no instance is. One value per class, not per instance."""
+    so it wins where masks overlap; of equal scores the first listed); 0 where no instance is. One value per
+    class, not per instance. The same map as :func:`fashion.evaluation.metrics.label_map`."""
     masks = np.asarray(detections["masks"]).astype(bool)
-    class_ids = np.asarray(detections["class_ids"]).reshape(-1)
-    if masks.shape[-1] != class_ids.size:
-        raise ValueError(f"{masks.shape[-1]} masks for {class_ids.size} class ids")
-    out = np.zeros(masks.shape[:2], dtype=dtype)
-    for i in confidence_order(detections["scores"])[::-1]:
-        out[masks[:, :, i]] = class_ids[i]
-    return out
+    return label_map(detections["class_ids"], masks, detections["scores"]).astype(dtype)
 
 
 def kaggle_rows(

@@ -413,9 +413,10 @@ def label_map(
 ) -> np.ndarray:
     """Semantic label map of one image from its instance masks.
 
-    Instances are painted in order of increasing ``scores`` (stable), so where masks overlap the most
-    confident instance wins; without scores (ground truth) they are painted in the given order, the later
-    winning. Pixels of no instance are 0 (background).
+    Instances are painted in order of increasing ``scores``, so where masks overlap the most confident
+    instance wins, and of equal scores the one listed first (as ``fashion.postprocess.confidence_order``
+    ranks them); without scores (ground truth) they are painted in the given order, the later winning.
+    Pixels of no instance are 0 (background).
 
     Args:
         class_ids: ``[N]`` class ids.
@@ -429,7 +430,10 @@ def label_map(
     if masks.shape[-1] != class_ids.size:
         raise ValueError(f"{masks.shape[-1]} masks for {class_ids.size} class ids")
     out = np.zeros(masks.shape[:2], dtype=np.int32)
-    order = np.arange(class_ids.size) if scores is None else np.argsort(np.asarray(scores), kind="stable")
+    if scores is None:
+        order = np.arange(class_ids.size)
+    else:  # decreasing score, ties in list order, then reversed: the first-ranked is painted last
+        order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="stable")[::-1]
     for i in order:
         out[masks[..., i].astype(bool)] = class_ids[i]
     return out

@@ -162,3 +162,15 @@ def test_parse_max_per_class():
         pp.parse_max_per_class("shoe=two", NAMES)
     with pytest.raises(ValueError, match=">= 0"):
         pp.parse_max_per_class("shoe=-1", NAMES)
+
+
+def test_label_maps_agree_with_evaluation_on_equal_scores():
+    """postprocess and the pixel metrics paint the same map, ties included: the first-listed instance wins."""
+    from fashion.evaluation.metrics import label_map
+
+    masks = np.zeros((6, 6, 3), bool)
+    masks[0:4, 0:4, 0] = masks[2:6, 2:6, 1] = masks[1:5, 1:5, 2] = True
+    d = {"class_ids": np.array([1, 2, 3]), "scores": np.array([0.5, 0.5, 0.2]), "masks": masks}
+    label = pp.semantic_label_map(d)
+    assert label[3, 3] == 1  # instances 0 and 1 tie at 0.5 over instance 2: instance 0, listed first, wins
+    np.testing.assert_array_equal(label, label_map(d["class_ids"], masks, d["scores"]))
