@@ -40,6 +40,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "add_model_arguments",
     "add_postprocess_arguments",
+    "add_precision_argument",
     "build_inference_model",
     "category_table",
     "check_weights_argument",
@@ -47,6 +48,7 @@ __all__ = [
     "inference_overrides",
     "load_inference_weights",
     "postprocess_options",
+    "precision_choice",
     "read_image",
     "resolve_categories",
     "run_cli",
@@ -97,6 +99,32 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-instances", type=int, help="DETECTION_MAX_INSTANCES of the model (default: the preset's)"
     )
+    add_precision_argument(parser)
+
+
+# The default --precision: see README "Precision" for the accuracy figures behind it.
+DEFAULT_PRECISION = "auto"
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """--precision float32|bfloat16|float16|auto (see :mod:`mrcnn.precision`)."""
+    from mrcnn.precision import CHOICES
+
+    parser.add_argument(
+        "--precision",
+        choices=CHOICES,
+        default=DEFAULT_PRECISION,
+        help="numeric precision of the model: auto (default) = float16 on a GPU with tensor cores, bfloat16 on "
+        "a CPU with AMX or AVX512-BF16, float32 elsewhere; weights stay float32",
+    )
+
+
+def precision_choice(args: argparse.Namespace) -> tuple[str, str]:
+    """(precision name, why) of --precision on this machine, e.g. ("bfloat16", "auto: the CPU has amx_bf16");
+    print it with the start-up line: ``describe_runtime(name) + f" ({why})"``."""
+    from mrcnn.precision import resolve_precision
+
+    return resolve_precision(getattr(args, "precision", None) or DEFAULT_PRECISION)
 
 
 def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,8 +139,11 @@ def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def inference_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Config overrides from --name, --min-confidence, --max-instances."""
+    """Config overrides from --name, --min-confidence, --max-instances, --precision (MIXED_PRECISION, "auto"
+    resolved to this machine's choice)."""
     overrides: dict[str, Any] = {}
+    if hasattr(args, "precision"):
+        overrides["MIXED_PRECISION"] = precision_choice(args)[0]
     if getattr(args, "name", None):
         overrides["NAME"] = args.name
     if getattr(args, "min_confidence", None) is not None:

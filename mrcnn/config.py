@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from mrcnn.precision import MIXED_PRECISION_VALUES
+
 KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101", "small")
 RESIZE_MODES = ("none", "square", "pad64", "crop")
-MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 
@@ -159,9 +160,11 @@ class Config:
     # Gradients are clipped to this global norm.
     GRADIENT_CLIP_NORM = 5.0
 
-    # None (float32), "mixed_float16" (GPUs; the loss is scaled dynamically) or "mixed_bfloat16" (CPUs,
-    # TPUs, recent GPUs). Convolutions and dense layers compute in that type; box math, ROI align, targets,
-    # losses and the model's outputs stay float32. Weights are float32 either way.
+    # None or "float32"; "bfloat16" (= "mixed_bfloat16": CPUs with AMX or AVX512-BF16, TPUs, recent GPUs);
+    # "float16" (= "mixed_float16": GPUs with tensor cores; training scales the loss dynamically); or "auto"
+    # (one of those for this machine, see mrcnn.precision.resolve_precision). Convolutions and dense layers
+    # compute in that type; box math, ROI align, targets, losses and the model's outputs stay float32.
+    # Weights are float32 either way, in memory and in .h5 files.
     MIXED_PRECISION: str | None = None
 
     def __init__(self) -> None:
@@ -242,9 +245,9 @@ class Config:
                 f"LOSS_WEIGHTS must have exactly the keys {LOSS_NAMES}; missing {sorted(missing)}, "
                 f"unknown {sorted(unknown)}"
             )
-        if self.MIXED_PRECISION not in MIXED_PRECISION_POLICIES:
+        if self.MIXED_PRECISION not in MIXED_PRECISION_VALUES:
             raise ConfigError(
-                f"MIXED_PRECISION must be one of {MIXED_PRECISION_POLICIES}, got {self.MIXED_PRECISION!r}"
+                f"MIXED_PRECISION must be one of {MIXED_PRECISION_VALUES}, got {self.MIXED_PRECISION!r}"
             )
         if self.TRAIN_ROIS_PER_IMAGE < 1 or self.MAX_GT_INSTANCES < 1 or self.DETECTION_MAX_INSTANCES < 1:
             raise ConfigError(

@@ -8,15 +8,26 @@ callable (for code that exercises ``BACKBONE`` callables) and ``small_backbone_s
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Sequence
 
+import keras
 import numpy as np
 
 from mrcnn.modeling.backbone import small_cnn_graph as small_backbone
+from mrcnn.modeling.layers import BatchNorm
 
 SMALL_STRIDES = (4, 8, 16, 32, 64)
 
-__all__ = ["TINY_SETTINGS", "small_backbone", "small_backbone_shapes", "tiny_config"]
+__all__ = [
+    "TINY_SETTINGS",
+    "calibrate_random_weights",
+    "real_photos",
+    "small_backbone",
+    "small_backbone_shapes",
+    "tiny_config",
+]
 
 
 def small_backbone_shapes(image_shape) -> np.ndarray:
@@ -54,3 +65,125 @@ def tiny_config(**overrides):
     from mrcnn.config import Config
 
     return type("TinyConfig", (Config,), {**TINY_SETTINGS, **overrides})()
+
+
+# ------------------------------------------------------------------------------ random-but-calibrated weights
+# Photos shipped with scikit-image (no download): real image statistics for calibrating random weights.
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
+
+
+def real_photos(names: Sequence[str] = SKIMAGE_PHOTOS, folder: str | None = None, limit: int | None = None):
+    """RGB uint8 photos [H, W, 3]: scikit-image's sample photos ``names``, then the .jpg/.png files of
+    ``folder`` (sorted by name), at most ``limit`` in all."""
+    import os
+
+    import skimage.data
+    from PIL import Image
+
+    photos = [np.asarray(getattr(skimage.data, name)())[..., :3] for name in names]
+    if folder is not None:
+        for file_name in sorted(os.listdir(folder)):
+            if file_name.lower().endswith((".jpg", ".jpeg", ".png")):
+                with Image.open(os.path.join(folder, file_name)) as image:
+                    photos.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    return photos[:limit]
+
+
+@contextlib.contextmanager
+def _batch_norms_from_batch(model: keras.Model):
+    """Within the block every BatchNorm of ``model`` normalizes with its input batch's statistics when called
+    with training=True and stores them as its moving statistics (momentum 0); folded convolutions are
+    unfolded. Everything is put back afterwards."""
+    norms = [layer for layer in _all_layers(model) if isinstance(layer, BatchNorm)]
+    saved = [(bn, bn.train_bn, bn.trainable, bn.momentum, bn._folded_into) for bn in norms]
+    convs = [
+        (bn.folded_into, bn.folded_into._folded_batch_norm) for bn in norms if bn.folded_into is not None
+    ]
+    for conv, _ in convs:
+        conv._folded_batch_norm = None
+    for bn in norms:
+        bn.train_bn, bn.trainable, bn.momentum, bn._folded_into = True, True, 0.0, None
+    try:
+        yield
+    finally:
+        for bn, train_bn, trainable, momentum, folded_into in saved:
+            bn.train_bn, bn.trainable, bn.momentum, bn._folded_into = (
+                train_bn,
+                trainable,
+                momentum,
+                folded_into,
+            )
+        for conv, folded in convs:
+            conv._folded_batch_norm = folded
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+        else:
+            yield layer
+
+
+def _scale_layer(layer, factor: float) -> None:
+    """Multiply a layer's kernel and bias by ``factor`` (its outputs scale by it when its input is unchanged)."""
+    layer.set_weights([w * factor for w in layer.get_weights()])
+
+
+def calibrate_random_weights(
+    model,
+    images: Sequence[np.ndarray],
+    rpn_logit_std: float = 3.0,
+    class_logit_std: float = 2.0,
+    delta_std: float = 1.0,
+    mask_logit_std: float = 3.0,
+) -> dict[str, float]:
+    """Make a randomly initialised inference :class:`mrcnn.model.MaskRCNN` behave like a trained network
+    numerically (no saturated activations or scores), for precision and speed measurements.
+
+    1. Every BatchNorm's moving mean and variance are set to the batch statistics of its input on ``images``
+       (RGB uint8, any sizes: molded as ``detect`` does), in the order the network computes them, so each layer
+       sees inputs normalized by the layers before it (gamma and beta keep their initial 1 and 0).
+    2. The heads' last layers are scaled so that over ``images`` the RPN's foreground-minus-background logit
+       has standard deviation ``rpn_logit_std``, the classifier's logits (per ROI, across classes)
+       ``class_logit_std``, the RPN's and the classifier's box deltas ``delta_std`` (before BBOX_STD_DEV), and
+       the mask logits ``mask_logit_std``.
+    3. Step 1 again, so the heads' BatchNorms see the proposals and detections of the scaled heads.
+
+    Works on the model's float32 weights whatever its precision; calibrate a float32 model and copy its
+    weights to compare precisions on the same weights. Returns the scale factors applied, by layer name.
+    """
+    keras_model = model.keras_model
+    molded, metas, _ = model.mold_inputs(list(images))
+    anchors = model.get_anchors(molded.shape[1:])
+    inputs = [molded, metas, np.ascontiguousarray(np.broadcast_to(anchors, (len(molded), *anchors.shape)))]
+
+    def calibrate_norms():
+        with _batch_norms_from_batch(keras_model):
+            keras_model(inputs, training=True)
+
+    calibrate_norms()
+    probe = keras.Model(
+        keras_model.inputs, [keras_model.get_layer("mrcnn_class_logits").output, *keras_model.outputs]
+    )
+    class_logits, detections, _, class_deltas, mask_probs, _, rpn_probs, rpn_deltas = (
+        np.asarray(t, np.float64) for t in probe(inputs, training=False)
+    )
+    rpn_probs = np.clip(rpn_probs, 1e-30, None)
+    valid = detections[..., 4] > 0  # [B, D]: real detections (the rest is padding)
+    mask_probs = np.clip(mask_probs[valid], 1e-6, 1 - 1e-6)
+    measured = {
+        "rpn_class_raw": (np.std(np.log(rpn_probs[..., 1] / rpn_probs[..., 0])), rpn_logit_std),
+        "rpn_bbox_pred": (np.std(rpn_deltas), delta_std),
+        "mrcnn_class_logits": (np.mean(np.std(class_logits, axis=-1)), class_logit_std),
+        "mrcnn_bbox_fc": (np.std(class_deltas), delta_std),
+        "mrcnn_mask": (np.std(np.log(mask_probs / (1 - mask_probs))), mask_logit_std),
+    }
+    rpn_model = keras_model.get_layer("rpn_model")
+    factors = {}
+    for name, (std, target) in measured.items():
+        layer = rpn_model.get_layer(name) if name.startswith("rpn_") else keras_model.get_layer(name)
+        factors[name] = float(target / max(std, 1e-12))
+        _scale_layer(layer, factors[name])
+    calibrate_norms()
+    return factors

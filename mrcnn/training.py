@@ -24,6 +24,7 @@ import tensorflow as tf
 from mrcnn.config import Config
 from mrcnn.data.loader import DataLoader
 from mrcnn.modeling.build import LOSS_OUTPUTS
+from mrcnn.precision import keras_policy
 from mrcnn.weights import save_weights_h5
 
 # Matterport's layer groups: regular expressions on layer names.
@@ -204,13 +205,13 @@ class TrainingLoader(DataLoader):
 
 
 def make_optimizer(config: Config, learning_rate: float) -> keras.optimizers.Optimizer:
-    """SGD with momentum, wrapped in a ``LossScaleOptimizer`` when MIXED_PRECISION is "mixed_float16".
+    """SGD with momentum, wrapped in a ``LossScaleOptimizer`` when MIXED_PRECISION means float16.
 
     Gradient clipping to GRADIENT_CLIP_NORM (over all gradients together, as Keras 2's clipnorm did) is done
     by :class:`TrainingModel` after summing the replicas' gradients, not by the optimizer.
     """
     optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.LEARNING_MOMENTUM)
-    if getattr(config, "MIXED_PRECISION", None) == "mixed_float16":
+    if keras_policy(getattr(config, "MIXED_PRECISION", None)) == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 

@@ -132,10 +132,19 @@ def _read_name_list(group: h5py.Group, name: str) -> list[str] | None:
 # --- saving --------------------------------------------------------------------------------------------
 
 
+def _file_value(value: np.ndarray) -> np.ndarray:
+    """Floating weights go to files as float32 whatever the model computes in (bfloat16 and float16 models
+    included), so a file loads into a model of any precision."""
+    if value.dtype.kind == "f" or value.dtype.name == "bfloat16":  # numpy does not count bfloat16 as "f"
+        return value.astype(np.float32, copy=False)
+    return value
+
+
 def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> None:
     """Write ``model``'s weights to ``path`` in the Keras-2 HDF5 layout (as Matterport's files).
 
-    Every top-level layer gets a group (empty ``weight_names`` for layers without weights). The file is
+    Every top-level layer gets a group (empty ``weight_names`` for layers without weights); floating weights
+    are written as float32 whatever the model's precision. The file is
     written to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
     """
     path = os.fspath(path)
@@ -152,8 +161,7 @@ def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> None:
                 weights = groups.get(layer_name, [])
                 _write_name_list(g, "weight_names", [name for name, _ in weights])
                 for name, w in weights:
-                    value = keras.ops.convert_to_numpy(w)
-                    g.create_dataset(name, data=value)
+                    g.create_dataset(name, data=_file_value(keras.ops.convert_to_numpy(w)))
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):

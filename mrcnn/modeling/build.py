@@ -32,6 +32,7 @@ from mrcnn.modeling.proposals import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
 from mrcnn.modeling.rpn import build_rpn_model, rpn_over_pyramid
 from mrcnn.modeling.targets import DetectionTargetLayer
+from mrcnn.precision import keras_policy
 
 LOSS_OUTPUTS = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
@@ -240,11 +241,12 @@ def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
 
 
 def _graph_builder(build):
-    """Wrap a graph builder: build under config.MIXED_PRECISION (restoring the global policy), then keep box
-    math in float32, fold frozen BatchNorms into their convolutions and set BATCH_NORM_MOMENTUM."""
+    """Wrap a graph builder: build under config.MIXED_PRECISION's Keras policy (restoring the global policy;
+    "auto" is resolved for this machine by mrcnn.precision), then keep box math in float32, fold frozen
+    BatchNorms into their convolutions and set BATCH_NORM_MOMENTUM."""
 
     def wrapped(config: Config) -> keras.Model:
-        policy = getattr(config, "MIXED_PRECISION", None)
+        policy = keras_policy(getattr(config, "MIXED_PRECISION", None))
         with dtype_policy(policy):
             model = build(config)
         if policy is not None:

@@ -46,7 +46,7 @@ def policy_is_restored():
 def test_setting_is_validated():
     assert make_config().MIXED_PRECISION is None
     with pytest.raises(ConfigError, match="MIXED_PRECISION"):
-        make_config(MIXED_PRECISION="float16")
+        make_config(MIXED_PRECISION="half")
 
 
 def test_float16_gets_loss_scaling():
