@@ -1,15 +1,22 @@
 """Inference speed: median seconds per image of ``MaskRCNN.detect`` (model build and first call excluded).
 
-    python bench/inference.py                 # the full table (several minutes on 2 CPU cores)
-    python bench/inference.py --only r50-512  # one row
+    python bench/inference.py                 # the full table (long on 2 CPU cores)
+    python bench/inference.py --only r101-512 --instances 100 --batches 1,4 --precisions float32,bfloat16
+    python bench/inference.py --only r101-512 --instances 100 --batches 1 --rois 1000,500,300
 
 Weights are random and DETECTION_MIN_CONFIDENCE is 0, so every image yields DETECTION_MAX_INSTANCES real
-detections: the worst case for the mask head (which runs on real detections only) and for unmolding.
+detections: the worst case for the mask head (which runs on real detections only) and for unmolding. The
+"det/img" column gives the detections actually made.
+
+Every row is timed at each precision of ``--precisions`` (default float32 and bfloat16, and float16 when a
+GPU is visible) on the same weights; "x f32" is the float32 row's seconds over this row's (higher is faster).
+The first lines give the CPU, its flags and whether bfloat16 has hardware support here: without AMX or
+AVX512-BF16 TensorFlow emulates it and bfloat16 is slower than float32, as expected.
 
 Absolute seconds depend on the machine, so every figure is also given relative to a reference timed in the
-same run: "x backbone" divides by a bare ``keras.applications`` ResNet forward pass (no top, batch 1) at the
-same size, the reference issue #3 measured (ResNet101 at 512: 0.25 s on the machine its targets were set
-on). "target here" is that issue's target scaled by this machine's speed, i.e. multiplied by (bare
+same run: "x backbone" divides by a bare ``keras.applications`` ResNet forward pass (no top, batch 1, float32)
+at the same size, the reference issue #3 measured (ResNet101 at 512: 0.25 s on the machine its targets were
+set on). "target here" is that issue's target scaled by this machine's speed, i.e. multiplied by (bare
 ResNet101 at 512 here) / 0.25 s. "GMAC" counts the multiply-adds of the convolutions and matmuls per image
 (backbone, FPN, RPN over all levels, classifier on POST_NMS_ROIS_INFERENCE ROIs, mask head on the
 detections), the floor of the work the architecture asks for; "x bb GMAC" divides it by the bare backbone's.
@@ -34,6 +41,8 @@ from mrcnn.anchors import compute_backbone_shapes
 from mrcnn.config import Config
 from mrcnn.model import MaskRCNN
 from mrcnn.modeling.backbone import resnet_graph
+from mrcnn.precision import CHOICES, gpu_info, resolve_precision
+from mrcnn.runtime import cpu_info, describe_runtime, has_bf16_hardware, onednn_enabled
 
 # Issue #3's targets (s/image, 100 instances) on its machine.
 ISSUE_TARGETS = {"r50-512": 0.25, "r101-512": 0.40, "r101-1024": 1.1}
@@ -46,7 +55,15 @@ SETUPS = {
 }
 
 
-def make_config(backbone: str, size: int, scales, max_instances: int, batch: int) -> Config:
+def make_config(
+    backbone: str,
+    size: int,
+    scales,
+    max_instances: int,
+    batch: int,
+    precision: str = "float32",
+    rois: int = 1000,
+) -> Config:
     class BenchConfig(Config):
         NAME = "bench"
         NUM_CLASSES = 1 + 11
@@ -57,24 +74,54 @@ def make_config(backbone: str, size: int, scales, max_instances: int, batch: int
         IMAGES_PER_GPU = batch
         DETECTION_MAX_INSTANCES = max_instances
         DETECTION_MIN_CONFIDENCE = 0.0
+        MIXED_PRECISION = precision
+        POST_NMS_ROIS_INFERENCE = rois
 
     return BenchConfig()
 
 
-def time_detect(setup: str, max_instances: int, batch: int, repeats: int) -> float:
-    backbone, size, scales = SETUPS[setup]
-    config = make_config(backbone, size, scales, max_instances, batch)
+def time_detect(config: Config, weights: list, repeats: int) -> tuple[float, float]:
+    """(median seconds per image, mean detections per image) of ``detect`` on a batch of random images."""
+    size = int(config.IMAGE_MAX_DIM)
     with tempfile.TemporaryDirectory() as logs:
         model = MaskRCNN("inference", config, logs)
+        model.keras_model.set_weights(weights)
         rng = np.random.default_rng(0)
-        images = [rng.integers(0, 255, (size * 3 // 4, size, 3), dtype=np.uint8) for _ in range(batch)]
-        model.detect(images)  # build and trace
+        images = [
+            rng.integers(0, 255, (size * 3 // 4, size, 3), dtype=np.uint8) for _ in range(config.BATCH_SIZE)
+        ]
+        results = model.detect(images)  # build and trace
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             model.detect(images)
-            times.append((time.perf_counter() - start) / batch)
-    return statistics.median(times)
+            times.append((time.perf_counter() - start) / config.BATCH_SIZE)
+    return statistics.median(times), float(np.mean([len(r["scores"]) for r in results]))
+
+
+def random_weights(config: Config) -> list:
+    """The initial (random) weights of a float32 model of ``config``, to give every precision the same."""
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as logs:
+        return MaskRCNN("inference", config, logs).keras_model.get_weights()
+
+
+def default_precisions() -> str:
+    """float32 and bfloat16, and float16 when a GPU is visible (TensorFlow's CPU float16 kernels are slow)."""
+    return "float32,bfloat16,float16" if gpu_info() else "float32,bfloat16"
+
+
+def print_machine(precisions: list[str]) -> None:
+    """The CPU (model, flags that matter for precision), oneDNN, GPUs, and what each precision runs on."""
+    info = cpu_info()
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    flags = " ".join(f for f in wanted if f in info.flags) or "none of " + " ".join(wanted)
+    print(describe_runtime())
+    print(f"CPU flags found: {flags}; oneDNN {'on' if onednn_enabled() else 'off'}")
+    if "bfloat16" in precisions and not gpu_info() and not has_bf16_hardware(info):
+        print("bfloat16: emulated: no AMX / AVX512-BF16 here (slower than float32 here, which is expected)")
+    for name in precisions:
+        print(f"{name}: {resolve_precision(name)[1]}")
 
 
 def _conv_gmacs(model: keras.Model) -> float:
@@ -124,10 +171,20 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--instances", default="100,10", help="comma-separated DETECTION_MAX_INSTANCES values"
     )
+    parser.add_argument(
+        "--precisions",
+        default=None,
+        help=f"comma-separated, of {', '.join(CHOICES)} (default: float32,bfloat16, and float16 with a GPU)",
+    )
+    parser.add_argument("--rois", default="1000", help="comma-separated POST_NMS_ROIS_INFERENCE values")
     args = parser.parse_args(argv)
     setups = [args.only] if args.only else list(SETUPS)
     batches = [int(b) for b in args.batches.split(",")]
     instances = [int(n) for n in args.instances.split(",")]
+    roi_counts = [int(n) for n in args.rois.split(",")]
+    precisions = [resolve_precision(p)[0] for p in (args.precisions or default_precisions()).split(",")]
+    precisions = list(dict.fromkeys(precisions))  # "auto" may repeat another entry
+    print_machine(precisions)
 
     references: dict[tuple[str, int], float] = {}
 
@@ -141,27 +198,39 @@ def main(argv=None) -> None:
         f"this machine: bare keras ResNet101 at 512 takes {machine:.2f}x the {ISSUE_BARE_R101_512} s of issue #3's "
         "machine; 'target here' = issue target x that factor"
     )
-    header = f"{'setup':<11} {'max inst':>8} {'batch':>5} {'s/image':>8} {'img/s':>6} {'x backbone':>10}"
+    header = (
+        f"{'setup':<11} {'max inst':>8} {'rois':>5} {'batch':>5} {'precision':>9} {'s/image':>8} {'img/s':>6} "
+        f"{'x f32':>6} {'det/img':>7} {'x backbone':>10}"
+    )
     print(f"{header} {'target here':>11} {'GMAC':>6} {'x bb GMAC':>9}")
     for setup in setups:
         backbone, size, scales = SETUPS[setup]
         reference = reference_seconds(backbone, size)
         bare_gmacs = backbone_gmacs(backbone, size)
         print(
-            f"{setup:<11} {'bare ' + backbone:>14} {reference:>8.3f} {1 / reference:>6.2f} {1.0:>10.2f} "
-            f"{'':>11} {bare_gmacs:>6.1f} {1.0:>9.2f}",
+            f"{setup:<11} {'bare ' + backbone + ' float32':>42} {reference:>8.3f} {1 / reference:>6.2f} "
+            f"{'':>6} {'':>7} {1.0:>10.2f} {'':>11} {bare_gmacs:>6.1f} {1.0:>9.2f}",
             flush=True,
         )
+        weights = random_weights(make_config(backbone, size, scales, 100, 1))
         for n in instances:
-            gmacs = mask_rcnn_gmacs(make_config(backbone, size, scales, n, 1), n, bare_gmacs)
-            for batch in batches:
-                seconds = time_detect(setup, n, batch, args.repeats)
-                target = f"{ISSUE_TARGETS[setup] * machine:.3f}" if n == 100 else ""
-                print(
-                    f"{setup:<11} {n:>8} {batch:>5} {seconds:>8.3f} {1 / seconds:>6.2f} "
-                    f"{seconds / reference:>10.2f} {target:>11} {gmacs:>6.1f} {gmacs / bare_gmacs:>9.2f}",
-                    flush=True,
-                )
+            for rois in roi_counts:
+                gmacs = mask_rcnn_gmacs(make_config(backbone, size, scales, n, 1, rois=rois), n, bare_gmacs)
+                for batch in batches:
+                    float32_seconds = None
+                    for precision in precisions:
+                        config = make_config(backbone, size, scales, n, batch, precision, rois)
+                        seconds, detections = time_detect(config, weights, args.repeats)
+                        if precision == "float32":
+                            float32_seconds = seconds
+                        versus = f"{float32_seconds / seconds:.2f}" if float32_seconds else ""
+                        target = f"{ISSUE_TARGETS[setup] * machine:.3f}" if n == 100 and rois == 1000 else ""
+                        print(
+                            f"{setup:<11} {n:>8} {rois:>5} {batch:>5} {precision:>9} {seconds:>8.3f} "
+                            f"{1 / seconds:>6.2f} {versus:>6} {detections:>7.1f} {seconds / reference:>10.2f} "
+                            f"{target:>11} {gmacs:>6.1f} {gmacs / bare_gmacs:>9.2f}",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
     python bench/train.py            # resnet50 and resnet101 at 512, batch 1 and 2, layers heads and all
     python bench/train.py --quick    # the tiny "small" backbone at 64x64: checks the bench runs (seconds)
-    python bench/train.py --backbones resnet50 --batches 2 --layers all --mixed-precision mixed_bfloat16
+    python bench/train.py --backbones resnet50 --batches 2 --layers all --precisions float32,bfloat16
     python bench/train.py --size 128 --backbones resnet101 --batches 1 --layers heads --rois 32  # vs the port
+
+Each row is timed at every precision of ``--precisions`` (default float32 and bfloat16, and float16 when a GPU
+is visible), in the same run; "x f32" is the float32 row's step time over this row's (higher is faster).
+Without AMX or AVX512-BF16, bfloat16 is emulated and slower than float32 (the first lines say which).
 
 Each row builds a training model with random weights, trains on synthetic shapes (ShapesDataset) through the
 same loader, train step and optimizer as ``MaskRCNN.train``, and times each step with a callback; the first
@@ -30,11 +34,13 @@ import tempfile
 import time
 
 import keras
+from inference import default_precisions, print_machine
 from reference import ISSUE_BARE_R101_512, machine_factor
 
 from mrcnn.config import Config
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.model import MaskRCNN
+from mrcnn.precision import CHOICES, resolve_precision
 from mrcnn.testing import TINY_SETTINGS, tiny_config
 from mrcnn.training import TrainingLoader, TrainingModel, make_optimizer, set_trainable
 
@@ -42,10 +48,10 @@ PORT_HEADS_STEP_128 = (0.46, 0.72)  # s/step, issue #7
 
 
 def make_config(
-    backbone: str, size: int, batch: int, mixed_precision: str | None, quick: bool, rois: int = 200
+    backbone: str, size: int, batch: int, precision: str | None, quick: bool, rois: int = 200
 ) -> Config:
     if quick:  # the tiny test model at 64x64 (its settings are in mrcnn.testing)
-        return tiny_config(NAME="bench", IMAGES_PER_GPU=batch, MIXED_PRECISION=mixed_precision)
+        return tiny_config(NAME="bench", IMAGES_PER_GPU=batch, MIXED_PRECISION=precision)
     attrs = dict(
         NAME="bench",
         NUM_CLASSES=1 + 3,
@@ -54,7 +60,7 @@ def make_config(
         IMAGE_MAX_DIM=size,
         IMAGES_PER_GPU=batch,
         RPN_ANCHOR_SCALES=(16, 32, 64, 128, 256),
-        MIXED_PRECISION=mixed_precision,
+        MIXED_PRECISION=precision,
         TRAIN_ROIS_PER_IMAGE=rois,
     )
     if size <= 128:
@@ -78,7 +84,9 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def time_training(config: Config, layers: str, warmup: int, steps: int) -> float:
-    """Median seconds per step of ``steps`` training steps after ``warmup`` ones."""
+    """Median seconds per step of ``steps`` training steps after ``warmup`` ones (same initial weights and
+    data order at every precision)."""
+    keras.utils.set_random_seed(0)
     size = int(config.IMAGE_SHAPE[0])
     dataset = ShapesDataset.build(max(8, 2 * config.BATCH_SIZE), size, size, seed=0)
     with tempfile.TemporaryDirectory() as logs:
@@ -109,9 +117,14 @@ def main(argv=None) -> None:
         "--rois", type=int, default=200, help="TRAIN_ROIS_PER_IMAGE (Matterport's shapes: 32)"
     )
     parser.add_argument(
-        "--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None, help="MIXED_PRECISION"
+        "--precisions",
+        default=None,
+        help=f"comma-separated, of {', '.join(CHOICES)} (default: float32,bfloat16, and float16 with a GPU)",
     )
     args = parser.parse_args(argv)
+    precisions = [resolve_precision(p)[0] for p in (args.precisions or default_precisions()).split(",")]
+    precisions = list(dict.fromkeys(precisions))
+    print_machine(precisions)
     backbones = args.backbones.split(",")
     size, warmup, steps = args.size, args.warmup, args.steps
     if args.quick:
@@ -128,19 +141,28 @@ def main(argv=None) -> None:
         )
     rois = TINY_SETTINGS["TRAIN_ROIS_PER_IMAGE"] if args.quick else args.rois
     print(f"seconds per training step (median of {steps} after {warmup} warm-up), {size}x{size}, rois {rois}")
-    print(f"{'backbone':<10} {'layers':<6} {'batch':>5} {'s/step':>8} {'s/image':>8} {'x port (scaled)':>16}")
+    print(
+        f"{'backbone':<10} {'layers':<6} {'batch':>5} {'precision':>9} {'s/step':>8} {'s/image':>8} {'x f32':>6} "
+        f"{'x port (scaled)':>16}"
+    )
     for backbone in backbones:
         for layers in layer_groups:
             for batch in batches:
-                config = make_config(backbone, size, batch, args.mixed_precision, args.quick, args.rois)
-                seconds = time_training(config, layers, warmup, steps)
-                versus = ""
-                if factor is not None and size == 128 and layers == "heads" and batch == 1:
-                    versus = f"{low / seconds:.2f}-{high / seconds:.2f}"
-                print(
-                    f"{backbone:<10} {layers:<6} {batch:>5} {seconds:>8.3f} {seconds / batch:>8.3f} {versus:>16}",
-                    flush=True,
-                )
+                float32_seconds = None
+                for precision in precisions:
+                    config = make_config(backbone, size, batch, precision, args.quick, args.rois)
+                    seconds = time_training(config, layers, warmup, steps)
+                    if precision == "float32":
+                        float32_seconds = seconds
+                    ratio = f"{float32_seconds / seconds:.2f}" if float32_seconds else ""
+                    versus = ""
+                    if factor is not None and size == 128 and layers == "heads" and batch == 1:
+                        versus = f"{low / seconds:.2f}-{high / seconds:.2f}"
+                    print(
+                        f"{backbone:<10} {layers:<6} {batch:>5} {precision:>9} {seconds:>8.3f} "
+                        f"{seconds / batch:>8.3f} {ratio:>6} {versus:>16}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

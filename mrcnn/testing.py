@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mrcnn.modeling.backbone import small_cnn_graph as small_backbone
 from mrcnn.modeling.layers import BatchNorm
@@ -125,6 +127,10 @@ def _all_layers(model: keras.Model):
             yield layer
 
 
+# The BatchNorm at the end of each ResNet residual branch (Matterport's names, e.g. bn4b_branch2c).
+RESIDUAL_BRANCH_END = re.compile(r"bn\d+[a-z]+_branch2c")
+
+
 def _scale_layer(layer, factor: float) -> None:
     """Multiply a layer's kernel and bias by ``factor`` (its outputs scale by it when its input is unchanged)."""
     layer.set_weights([w * factor for w in layer.get_weights()])
@@ -137,6 +143,7 @@ def calibrate_random_weights(
     class_logit_std: float = 2.0,
     delta_std: float = 1.0,
     mask_logit_std: float = 3.0,
+    residual_gamma: float = 1.0,
 ) -> dict[str, float]:
     """Make a randomly initialised inference :class:`mrcnn.model.MaskRCNN` behave like a trained network
     numerically (no saturated activations or scores), for precision and speed measurements.
@@ -158,16 +165,24 @@ def calibrate_random_weights(
     anchors = model.get_anchors(molded.shape[1:])
     inputs = [molded, metas, np.ascontiguousarray(np.broadcast_to(anchors, (len(molded), *anchors.shape)))]
 
-    def calibrate_norms():
-        with _batch_norms_from_batch(keras_model):
-            keras_model(inputs, training=True)
+    # Graph runs (far faster than eager at 512 px), traced once per calibration.
+    forward = tf.function(lambda: keras_model(inputs, training=True))
 
+    def calibrate_norms():
+        # Each BatchNorm normalizes with the batch statistics it stores, so later layers see the calibrated
+        # network's activations.
+        with _batch_norms_from_batch(keras_model):
+            forward()
+
+    for layer in _all_layers(keras_model):
+        if isinstance(layer, BatchNorm) and RESIDUAL_BRANCH_END.fullmatch(layer.name):
+            layer.gamma.assign(np.full(layer.gamma.shape, residual_gamma, np.float32))
     calibrate_norms()
     probe = keras.Model(
         keras_model.inputs, [keras_model.get_layer("mrcnn_class_logits").output, *keras_model.outputs]
     )
     class_logits, detections, _, class_deltas, mask_probs, _, rpn_probs, rpn_deltas = (
-        np.asarray(t, np.float64) for t in probe(inputs, training=False)
+        np.asarray(t, np.float64) for t in tf.function(lambda: probe(inputs, training=False))()
     )
     rpn_probs = np.clip(rpn_probs, 1e-30, None)
     valid = detections[..., 4] > 0  # [B, D]: real detections (the rest is padding)
