@@ -28,6 +28,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+import pathlib
+import sys
+
+# This checkout's packages, not an installed copy's (the script's folder, bench/, comes first on the path).
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))
+
 import argparse
 import statistics
 import tempfile
@@ -121,7 +127,8 @@ def print_machine(precisions: list[str]) -> None:
     if "bfloat16" in precisions and not gpu_info() and not has_bf16_hardware(info):
         print("bfloat16: emulated: no AMX / AVX512-BF16 here (slower than float32 here, which is expected)")
     for name in precisions:
-        print(f"{name}: {resolve_precision(name)[1]}")
+        if name != "float32":
+            print(f"{name}: {resolve_precision(name)[1]}")
 
 
 def _conv_gmacs(model: keras.Model) -> float:

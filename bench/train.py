@@ -28,6 +28,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
+import pathlib
+import sys
+
+# This checkout's packages, not an installed copy's (the script's folder, bench/, comes first on the path).
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1]))
+
 import argparse
 import statistics
 import tempfile

@@ -1,5 +1,7 @@
 """mrcnn.precision: names, the auto rule, detection comparison; weights stay float32 in files at any precision."""
 
+from pathlib import Path
+
 import h5py
 import keras
 import numpy as np
@@ -15,7 +17,7 @@ from mrcnn.precision import (
     resolve_precision,
 )
 from mrcnn.runtime import CpuInfo
-from mrcnn.testing import tiny_config
+from mrcnn.testing import calibrate_random_weights, real_photos, tiny_config
 from mrcnn.training import make_optimizer
 from mrcnn.weights import load_weights_h5, save_weights_h5
 
@@ -204,3 +206,121 @@ def test_a_bfloat16_variable_is_saved_as_float32(tmp_path):
         reference.get_layer("mrcnn_class_logits").get_weights()[0],
         np.asarray(dense.kernel, np.float32),
     )
+
+
+# ----------------------------------------------------------------------------- accuracy on calibrated weights
+SAMPLE_PHOTOS = str(Path(__file__).resolve().parents[2] / "fashion" / "sample" / "train")
+
+
+@pytest.fixture(scope="module")
+def calibrated_tiny(tmp_path_factory):
+    """(weights path, images, float32 detections) of the tiny model with random-but-calibrated weights, on 6
+    scikit-image photos and 10 sample photos (float32, so the noisy copies differ only by the noise)."""
+    folder = tmp_path_factory.mktemp("calibrated")
+    keras.utils.set_random_seed(0)
+    model = modellib.MaskRCNN(
+        "inference", tiny_config(IMAGES_PER_GPU=1, DETECTION_MIN_CONFIDENCE=0.0), str(folder)
+    )
+    photos = real_photos(folder=SAMPLE_PHOTOS, limit=16)
+    factors = calibrate_random_weights(model, photos[:8])
+    assert set(factors) == {
+        "rpn_class_raw",
+        "rpn_bbox_pred",
+        "mrcnn_class_logits",
+        "mrcnn_bbox_fc",
+        "mrcnn_mask",
+    }
+    path = str(folder / "calibrated.h5")
+    model.save_weights(path)
+    images = [p.astype(np.float32) for p in photos]
+    reference = [model.detect([image])[0] for image in images]
+    rng = np.random.default_rng(1)
+    noisy = [(im * (1 + rng.uniform(-(2**-9), 2**-9, im.shape))).astype(np.float32) for im in images]
+    floor = compare_detections(reference, [model.detect([image])[0] for image in noisy])
+    return path, images, reference, floor, folder
+
+
+def _detect_at(precision, calibrated_tiny):
+    path, images, reference, _, folder = calibrated_tiny
+    config = tiny_config(IMAGES_PER_GPU=1, DETECTION_MIN_CONFIDENCE=0.0, MIXED_PRECISION=precision)
+    model = modellib.MaskRCNN("inference", config, str(folder))
+    model.load_weights(path)
+    return compare_detections(reference, [model.detect([image])[0] for image in images])
+
+
+def test_calibration_gives_unsaturated_varied_detections(calibrated_tiny):
+    _, images, reference, floor, _ = calibrated_tiny
+    scores = np.concatenate([r["scores"] for r in reference])
+    assert len(scores) == len(images) * 8  # DETECTION_MAX_INSTANCES each: confidence 0
+    assert 0.2 < np.median(scores) < 0.99 and np.std(scores) > 0.02  # neither saturated nor flat
+    fills = [
+        r["masks"][..., k].sum() / max(1, (y2 - y1) * (x2 - x1))
+        for r in reference
+        for k, (y1, x1, y2, x2) in enumerate(r["rois"])
+    ]
+    fill = float(np.mean(fills))
+    assert 0.1 < fill < 0.9  # masks are neither empty nor full boxes
+    # A rounding-level change of the input (bfloat16's rounding of the image alone) moves these weights'
+    # detections already: the floor any half-precision arithmetic can reach on them (measured 99.2%, 0.910).
+    assert floor.matched_share >= 0.95 and floor.mask_iou < 0.98
+
+
+def test_float16_meets_the_accuracy_targets_on_calibrated_weights(calibrated_tiny):
+    agreement = _detect_at("float16", calibrated_tiny)
+    print(agreement.summary())
+    assert agreement.meets(0.95, 0.9), agreement.summary()
+    assert agreement.score_diff_mean < 0.002
+
+
+def test_bfloat16_on_calibrated_weights(calibrated_tiny):
+    """Issue #12's targets (>= 95% matched, mask IoU >= 0.9) hold for bfloat16 on trained weights (the slow
+    tests and bench/precision.py's sample rows) but not on random weights, whose decisions are near ties and
+    whose float32 detections move under a 2^-9 input change already (see the calibration test): measured
+    here 91.4% matched, mask IoU 0.756, mean score difference 0.0026. The bounds catch a broken half-precision
+    path (a layer computing garbage gives a few % matched), not the targets."""
+    agreement = _detect_at("bfloat16", calibrated_tiny)
+    print(agreement.summary())
+    assert agreement.matched_share >= 0.85 and agreement.mask_iou >= 0.65, agreement.summary()
+    assert agreement.score_diff_mean < 0.01
+
+
+@pytest.mark.slow
+def test_precisions_on_calibrated_resnet50_at_512(tmp_path):
+    """ResNet50 at 512, 100 detections, random-but-calibrated weights with residual branches scaled to 0.1 (at
+    1.0 float32 itself keeps only about half of its detections under a 2^-9 input change; at 0.1, 96%).
+    float16 meets issue #12's targets (measured 99.2% matched, mask IoU 0.969); bfloat16 does not on random
+    weights (measured 84.0%, 0.727; see test_bfloat16_on_calibrated_weights), bounded as there. About 10
+    minutes on 2 CPU cores (bfloat16 and float16 run on emulating CPU kernels here)."""
+    from mrcnn.config import Config
+
+    def config(precision):
+        settings = dict(
+            NAME="r50",
+            NUM_CLASSES=12,
+            BACKBONE="resnet50",
+            IMAGE_MIN_DIM=512,
+            IMAGE_MAX_DIM=512,
+            RPN_ANCHOR_SCALES=(16, 32, 64, 128, 256),
+            IMAGES_PER_GPU=1,
+            DETECTION_MAX_INSTANCES=100,
+            DETECTION_MIN_CONFIDENCE=0.0,
+            MIXED_PRECISION=precision,
+        )
+        return type("R50Config", (Config,), settings)()
+
+    keras.utils.set_random_seed(0)
+    model = modellib.MaskRCNN("inference", config("float32"), str(tmp_path))
+    photos = real_photos(folder=SAMPLE_PHOTOS, limit=4)
+    calibrate_random_weights(model, photos, residual_gamma=0.1)
+    path = str(tmp_path / "r50.h5")
+    model.save_weights(path)
+    reference = [model.detect([photo])[0] for photo in photos]
+    assert sum(len(r["scores"]) for r in reference) == 400
+    agreements = {}
+    for precision in ("float16", "bfloat16"):
+        other = modellib.MaskRCNN("inference", config(precision), str(tmp_path))
+        other.load_weights(path)
+        agreements[precision] = compare_detections(reference, [other.detect([photo])[0] for photo in photos])
+        print(precision, agreements[precision].summary())
+    assert agreements["float16"].meets(0.95, 0.9)
+    assert agreements["bfloat16"].matched_share >= 0.75 and agreements["bfloat16"].mask_iou >= 0.65
