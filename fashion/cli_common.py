@@ -70,8 +70,9 @@ def run_cli(run, args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- arguments
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--weights, --preset, --classes, --format, --logs, --name, --min-confidence, --max-instances."""
+def add_model_arguments(parser: argparse.ArgumentParser, precision_default: str = "auto") -> None:
+    """--weights, --preset, --classes, --format, --logs, --name, --min-confidence, --max-instances,
+    --precision (default ``precision_default``)."""
     parser.add_argument(
         "--weights", required=True, help="PATH to a Keras-2 .h5 checkpoint, or 'last' (newest run in --logs)"
     )
@@ -99,23 +100,21 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-instances", type=int, help="DETECTION_MAX_INSTANCES of the model (default: the preset's)"
     )
-    add_precision_argument(parser)
+    add_precision_argument(parser, precision_default)
 
 
-# The default --precision: see README "Precision" for the accuracy figures behind it.
-DEFAULT_PRECISION = "auto"
-
-
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """--precision float32|bfloat16|float16|auto (see :mod:`mrcnn.precision`)."""
+def add_precision_argument(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    """--precision float32|bfloat16|float16|auto (see :mod:`mrcnn.precision`). infer defaults to auto (speed;
+    detections within issue #12's bounds on trained weights), evaluate to float32 (its figures are then the
+    model's own on every machine); README "Precision" has the figures."""
     from mrcnn.precision import CHOICES
 
     parser.add_argument(
         "--precision",
         choices=CHOICES,
-        default=DEFAULT_PRECISION,
-        help="numeric precision of the model: auto (default) = float16 on a GPU with tensor cores, bfloat16 on "
-        "a CPU with AMX or AVX512-BF16, float32 elsewhere; weights stay float32",
+        default=default,
+        help=f"numeric precision of the model (default {default}): auto = float16 on a GPU with tensor cores, "
+        "bfloat16 on a CPU with AMX or AVX512-BF16, float32 elsewhere; weights stay float32",
     )
 
 
@@ -124,7 +123,7 @@ def precision_choice(args: argparse.Namespace) -> tuple[str, str]:
     print it with the start-up line: ``describe_runtime(name) + f" ({why})"``."""
     from mrcnn.precision import resolve_precision
 
-    return resolve_precision(getattr(args, "precision", None) or DEFAULT_PRECISION)
+    return resolve_precision(getattr(args, "precision", None) or "float32")
 
 
 def add_postprocess_arguments(parser: argparse.ArgumentParser) -> None:

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--iou-threshold", type=float, default=0.5, help="mask IoU of mAP and F1 (default 0.5)")
     p.add_argument("--out", help="JSON path (default: evaluation_<checkpoint>.json next to the checkpoint)")
-    add_model_arguments(p)
+    add_model_arguments(p, precision_default="float32")
     add_postprocess_arguments(p)
     return p
 
@@ -213,6 +213,7 @@ def _run(args: argparse.Namespace) -> int:
             "max_dim": max_dim or None,
             "detection_min_confidence": config.DETECTION_MIN_CONFIDENCE,
             "detection_max_instances": config.DETECTION_MAX_INSTANCES,
+            "precision": config.MIXED_PRECISION,
             "postprocess": {
                 "min_score": options.min_score,
                 "min_area": options.min_area,

@@ -26,12 +26,18 @@ def test_precision_becomes_mixed_precision(precision):
     assert inference_overrides(args)["MIXED_PRECISION"] == precision
 
 
-def test_default_is_auto_resolved_for_this_machine():
+def test_infer_defaults_to_auto_resolved_for_this_machine():
     args = _infer_args()
     assert args.precision == "auto"
     name, reason = precision_choice(args)
     assert (name, reason) == resolve_precision("auto")
     assert inference_overrides(args)["MIXED_PRECISION"] == name
+
+
+def test_evaluate_defaults_to_float32():
+    args = evaluate.build_parser().parse_args(["--dataset", "d", "--weights", "w.h5"])
+    assert args.precision == "float32"
+    assert inference_overrides(args)["MIXED_PRECISION"] == "float32"
 
 
 def test_unknown_precision_is_a_usage_error(capsys):
