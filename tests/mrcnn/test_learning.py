@@ -88,9 +88,12 @@ def float32_weights(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
-def test_it_learns_shapes(precision, float32_weights, tmp_path):
+def test_it_learns_shapes(precision, request, tmp_path):
     """Trained and evaluated at ``precision`` (bfloat16: about 4x the float32 time where it is emulated)."""
-    weights = float32_weights if precision == "float32" else _train(tmp_path, precision)
+    if precision == "float32":
+        weights = request.getfixturevalue("float32_weights")  # shared with the test below
+    else:
+        weights = _train(tmp_path, precision)
     _, mean_ap = _detect(weights, precision, tmp_path)
     print(f"mAP@0.5 on the training images, {precision}: {mean_ap:.3f}")
     assert mean_ap >= 0.8
