@@ -95,9 +95,18 @@ class LossLayer(keras.layers.Layer):
         return (1,)
 
 
+# Why heads never run on zero rows: with oneDNN on (TensorFlow's default on CPUs with AVX-512 VNNI/BF16 or AMX,
+# forced by TF_ENABLE_ONEDNN_OPTS=1), the fused Conv2D + BiasAdd (+ FusedBatchNorm) + Relu kernel rejects an
+# input with zero rows ("input depth must be evenly divisible by filter depth: 64 vs 256") where the plain
+# kernels return an empty tensor. The layers below that cut the mask head's rows to a data-dependent count
+# therefore keep at least one row; the extra row is padding, which the losses and detect() ignore.
+MIN_HEAD_ROWS = 1
+
+
 class PositiveRows(keras.layers.Layer):
     """call([rois, target_class_ids, target_mask]) -> the same three cut to their first n rows, where n is the
-    largest count of positive ROIs (target class id > 0) of any image in the batch (at least 1).
+    largest count of positive ROIs (target class id > 0) of any image in the batch, and at least
+    MIN_HEAD_ROWS (see above: a step that samples no positive ROI must not give the mask head zero rows).
 
     The detection target layer puts each image's positives first, so the rows cut off are negatives and
     padding, which the mask loss ignores: the mask head, the costliest part of a training step on the CPU,
@@ -108,7 +117,7 @@ class PositiveRows(keras.layers.Layer):
     def call(self, inputs):
         rois, class_ids, masks = inputs
         positives = tf.reduce_sum(tf.cast(class_ids > 0, tf.int32), axis=1)
-        n = tf.reduce_max(tf.concat([positives, [1]], axis=0))
+        n = tf.reduce_max(tf.concat([positives, [MIN_HEAD_ROWS]], axis=0))
         return rois[:, :n], class_ids[:, :n], masks[:, :n]
 
     def compute_output_shape(self, input_shapes):
@@ -116,7 +125,8 @@ class PositiveRows(keras.layers.Layer):
 
 
 class ValidDetectionBoxes(keras.layers.Layer):
-    """detections [B, D, 6] -> boxes [B, n, 4] where n is the largest count of real detections in the batch.
+    """detections [B, D, 6] -> boxes [B, n, 4], n the largest count of real detections of an image in the batch
+    and at least MIN_HEAD_ROWS (an image without detections must not give the mask head zero rows, see above).
 
     The detection layer puts real detections first and pads with zeros, so the mask head can run on the
     first n boxes only: with a few garments per photo that is a small fraction of DETECTION_MAX_INSTANCES.
@@ -124,7 +134,7 @@ class ValidDetectionBoxes(keras.layers.Layer):
 
     def call(self, detections):
         valid = tf.reduce_sum(tf.cast(detections[..., 4] > 0, tf.int32), axis=1)
-        n = tf.reduce_max(tf.concat([valid, [0]], axis=0))
+        n = tf.reduce_max(tf.concat([valid, [MIN_HEAD_ROWS]], axis=0))
         return detections[:, :n, :4]
 
     def compute_output_shape(self, input_shape):
@@ -132,21 +142,34 @@ class ValidDetectionBoxes(keras.layers.Layer):
 
 
 class PadDetections(keras.layers.Layer):
-    """[B, n, ...] -> [B, max_instances, ...] with zeros after the first n rows."""
+    """call([x, detections]): x [B, n, ...] (per-detection outputs of the first n rows) -> [B, max_instances, ...]
+    holding x's rows where ``detections`` [B, D >= max_instances, 6] has a real detection (class id > 0) and
+    zeros elsewhere: the padding after n, and rows computed for another image's detections or for the
+    MIN_HEAD_ROWS minimum."""
 
     def __init__(self, max_instances: int, **kwargs):
         super().__init__(**kwargs)
         self.max_instances = max_instances
 
-    def call(self, x):
+    def call(self, inputs):
+        x, detections = inputs
         pad = self.max_instances - tf.shape(x)[1]
         paddings = tf.concat([[[0, 0], [0, pad]], tf.zeros([tf.rank(x) - 2, 2], tf.int32)], axis=0)
         padded = tf.pad(x, paddings)
+        real = detections[:, : self.max_instances, 4] > 0  # [B, max_instances]
+        real = tf.reshape(real, tf.concat([tf.shape(real), tf.ones([tf.rank(x) - 2], tf.int32)], axis=0))
+        padded = tf.where(real, padded, tf.zeros_like(padded))
         # A reshape (not tf.ensure_shape) gives the static row count: TFLite has a builtin for it.
         return tf.reshape(padded, [tf.shape(x)[0], self.max_instances, *x.shape[2:]])
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shapes):
+        input_shape = input_shapes[0]
         return (input_shape[0], self.max_instances, *input_shape[2:])
+
+    def get_config(self):
+        config = super().get_config()
+        config["max_instances"] = self.max_instances
+        return config
 
 
 class ActiveClassIds(keras.layers.Layer):
@@ -417,6 +440,8 @@ def build_inference_model(config: Config) -> keras.Model:
         config.NUM_CLASSES,
         train_bn=config.TRAIN_BN,
     )
-    mrcnn_mask = PadDetections(config.DETECTION_MAX_INSTANCES, name="mrcnn_mask_padded")(mrcnn_mask)
+    mrcnn_mask = PadDetections(config.DETECTION_MAX_INSTANCES, name="mrcnn_mask_padded")(
+        [mrcnn_mask, detections]
+    )
     outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
     return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
