@@ -14,6 +14,7 @@ cv2's resize with a border correction instead, ~50x faster and equal up to float
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import scipy.ndimage
@@ -26,6 +27,7 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "compute_overlaps_masks",
     "resize_mask",
+    "mold_mask",
     "minimize_mask",
     "expand_mask",
     "unmold_mask",
@@ -82,6 +84,49 @@ def resize_mask(
         y, x, h, w = crop
         return mask[y : y + h, x : x + w]
     return np.pad(mask, padding[: mask.ndim], mode="constant", constant_values=0)
+
+
+def mold_mask(mask: np.ndarray, config: Any) -> np.ndarray:
+    """Resize and pad an image's masks the way the model's input molding resizes and pads the image.
+
+    Matterport's ``utils.mold_mask(mask, config)`` is an empty placeholder; this is the step it stands for, as
+    ``load_image_gt`` does it: :func:`mrcnn.images.resize_image`'s scale and padding for an image of the
+    masks' size under the config's resize settings, applied with :func:`resize_mask`.
+
+    Args:
+        mask: ``[H, W, N]`` (or ``[H, W]``) masks of an ``H x W`` image.
+        config: uses ``IMAGE_MIN_DIM``, ``IMAGE_MAX_DIM``, ``IMAGE_MIN_SCALE`` and ``IMAGE_RESIZE_MODE``
+            ("none", "square" or "pad64").
+
+    Returns:
+        The masks in the molded image's pixels, same dtype: ``[H', W', N]`` (or ``[H', W']``).
+
+    Raises:
+        ValueError: for ``IMAGE_RESIZE_MODE = "crop"``, whose crop is random: use ``resize_image`` and pass
+            its ``crop`` to ``resize_mask``.
+    """
+    from mrcnn.images import resize_image
+
+    mode = config.IMAGE_RESIZE_MODE
+    if mode == "crop":
+        raise ValueError(
+            "mold_mask cannot reproduce IMAGE_RESIZE_MODE='crop' (a random crop): call resize_image on the "
+            "image and resize_mask(mask, scale, padding, crop) with what it returns"
+        )
+    mask = np.asarray(mask)
+    single = mask.ndim == 2
+    if single:
+        mask = mask[:, :, None]
+    # Only the geometry of resize_image is used; a one-channel stand-in of the image's size gives it.
+    _, _, scale, padding, _ = resize_image(
+        np.zeros(mask.shape[:2] + (1,), dtype=np.uint8),
+        min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM,
+        min_scale=config.IMAGE_MIN_SCALE,
+        mode=mode,
+    )
+    molded = resize_mask(mask, scale, padding)
+    return molded[:, :, 0] if single else molded
 
 
 def minimize_mask(bbox: np.ndarray, mask: np.ndarray, mini_shape: tuple[int, int]) -> np.ndarray:

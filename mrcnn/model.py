@@ -1,12 +1,16 @@
 """The ``MaskRCNN`` facade with Matterport's public API: build, train, detect, weights and log folders.
 
 Matterport's helper functions that notebooks import from ``mrcnn.model`` (``load_image_gt``, ``data_generator``,
-``mold_image``, ``compose_image_meta``, ...) are re-exported here from the modules where they now live.
+``mold_image``, ``compose_image_meta``, ...) are re-exported here from the modules where they now live. Every
+other public name of Matterport's ``model.py`` (``resnet_graph``, ``fpn_classifier_graph``, ``ProposalLayer``,
+the loss graphs, ``compute_backbone_shapes``, ``build_detection_targets``, ...) resolves on first use, with
+Matterport's signature and meaning (see ``_MATTERPORT_NAMES`` and :mod:`mrcnn.matterport_compat`).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import re
 from collections.abc import Sequence
@@ -447,6 +451,60 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+# The rest of Matterport's public names of mrcnn/model.py -> "module:attribute" where each lives now. They are
+# imported on first access (PEP 562), so importing this module loads nothing more for them.
+# mrcnn.matterport_compat holds adapters for those whose signature or meaning differs from ours.
+_COMPAT = "mrcnn.matterport_compat"
+_MATTERPORT_NAMES = {
+    "BatchNorm": "mrcnn.modeling.layers:BatchNorm",
+    "compute_backbone_shapes": "mrcnn.anchors:compute_backbone_shapes",
+    "identity_block": f"{_COMPAT}:identity_block",
+    "conv_block": f"{_COMPAT}:conv_block",
+    "resnet_graph": f"{_COMPAT}:resnet_graph",
+    "apply_box_deltas_graph": "mrcnn.modeling.graph_utils:apply_box_deltas_graph",
+    "clip_boxes_graph": "mrcnn.modeling.graph_utils:clip_boxes_graph",
+    "ProposalLayer": "mrcnn.modeling.proposals:ProposalLayer",
+    "log2_graph": f"{_COMPAT}:log2_graph",
+    "PyramidROIAlign": "mrcnn.modeling.roi_align:PyramidROIAlign",
+    "overlaps_graph": "mrcnn.modeling.graph_utils:overlaps_graph",
+    "detection_targets_graph": "mrcnn.modeling.targets:detection_targets_graph",
+    "DetectionTargetLayer": "mrcnn.modeling.targets:DetectionTargetLayer",
+    "refine_detections_graph": f"{_COMPAT}:refine_detections_graph",
+    "DetectionLayer": f"{_COMPAT}:DetectionLayer",
+    "rpn_graph": "mrcnn.modeling.rpn:rpn_graph",
+    "build_rpn_model": "mrcnn.modeling.rpn:build_rpn_model",
+    "fpn_classifier_graph": "mrcnn.modeling.heads:fpn_classifier_graph",
+    "build_fpn_mask_graph": "mrcnn.modeling.heads:build_fpn_mask_graph",
+    "smooth_l1_loss": "mrcnn.modeling.losses:smooth_l1_loss",
+    "rpn_class_loss_graph": "mrcnn.modeling.losses:rpn_class_loss_graph",
+    "rpn_bbox_loss_graph": "mrcnn.modeling.losses:rpn_bbox_loss_graph",
+    "mrcnn_class_loss_graph": "mrcnn.modeling.losses:mrcnn_class_loss_graph",
+    "mrcnn_bbox_loss_graph": "mrcnn.modeling.losses:mrcnn_bbox_loss_graph",
+    "mrcnn_mask_loss_graph": "mrcnn.modeling.losses:mrcnn_mask_loss_graph",
+    "build_detection_targets": "mrcnn.data.ground_truth:build_detection_targets",
+    "generate_random_rois": "mrcnn.data.ground_truth:generate_random_rois",
+    "parse_image_meta_graph": "mrcnn.modeling.graph_utils:parse_image_meta_graph",
+    "trim_zeros_graph": "mrcnn.modeling.graph_utils:trim_zeros_graph",
+    "batch_pack_graph": f"{_COMPAT}:batch_pack_graph",
+    "norm_boxes_graph": "mrcnn.modeling.graph_utils:norm_boxes_graph",
+    "denorm_boxes_graph": "mrcnn.modeling.graph_utils:denorm_boxes_graph",
+}
+
+
+def __getattr__(name: str):
+    target = _MATTERPORT_NAMES.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attribute = target.split(":")
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MATTERPORT_NAMES))
+
+
 __all__ = [
     "MaskRCNN",
     "layer_regex",
@@ -458,4 +516,5 @@ __all__ = [
     "mold_image",
     "unmold_image",
     "log",
+    *_MATTERPORT_NAMES,
 ]

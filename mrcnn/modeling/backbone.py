@@ -33,28 +33,40 @@ def _se_block(x, prefix: str):
     return KL.Multiply(name=prefix + "_se_scale")([x, s])
 
 
-def _residual_branch(x, kernel_size: int, filters: Sequence[int], prefix: str, strides, train_bn: bool):
+def _residual_branch(
+    x, kernel_size: int, filters: Sequence[int], prefix: str, strides, train_bn: bool, use_bias: bool = True
+):
     """1x1 (strided) -> kxk -> 1x1 bottleneck; returns the branch before the add."""
     nb_filter1, nb_filter2, nb_filter3 = filters
     conv_name, bn_name = "res" + prefix + "_branch", "bn" + prefix + "_branch"
-    x = FastConv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=True)(x)
+    x = FastConv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=use_bias)(x)
     x = BatchNorm(name=bn_name + "2a", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
     x = FastConv2D(
-        nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=True
+        nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=use_bias
     )(x)
     x = BatchNorm(name=bn_name + "2b", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
-    x = FastConv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=True)(x)
+    x = FastConv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
     return BatchNorm(name=bn_name + "2c", train_bn=train_bn)(x)
 
 
 def identity_block(
-    input_tensor, kernel_size: int, filters: Sequence[int], stage: int, block: str, train_bn=True, se=False
+    input_tensor,
+    kernel_size: int,
+    filters: Sequence[int],
+    stage: int,
+    block: str,
+    train_bn=True,
+    se=False,
+    use_bias: bool = True,
 ):
-    """Residual block whose shortcut is the identity. input_tensor: [B, H, W, filters[2]]."""
+    """Residual block whose shortcut is the identity. input_tensor: [B, H, W, filters[2]].
+
+    use_bias: whether the convolutions have biases (Matterport's ResNet and its weights do).
+    """
     prefix = str(stage) + block
-    x = _residual_branch(input_tensor, kernel_size, filters, prefix, (1, 1), train_bn)
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, (1, 1), train_bn, use_bias)
     if se:
         x = _se_block(x, "res" + prefix)
     x = KL.Add()([x, input_tensor])
@@ -70,12 +82,16 @@ def conv_block(
     strides=(2, 2),
     train_bn=True,
     se=False,
+    use_bias: bool = True,
 ):
-    """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]]."""
+    """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]].
+
+    use_bias: whether the convolutions have biases (Matterport's ResNet and its weights do).
+    """
     prefix = str(stage) + block
-    x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn)
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn, use_bias)
     shortcut = FastConv2D(
-        filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=True
+        filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=use_bias
     )(input_tensor)
     shortcut = BatchNorm(name="bn" + prefix + "_branch1", train_bn=train_bn)(shortcut)
     if se:

@@ -32,14 +32,15 @@ def apply_box_deltas_graph(boxes: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1, name="apply_box_deltas_out")
 
 
-def box_refinement_graph(boxes: tf.Tensor, gt_boxes: tf.Tensor) -> tf.Tensor:
-    """Deltas that turn ``boxes`` into ``gt_boxes`` (inverse of ``apply_box_deltas_graph``).
+def box_refinement_graph(box: tf.Tensor, gt_box: tf.Tensor) -> tf.Tensor:
+    """Deltas that turn ``box`` into ``gt_box`` (inverse of ``apply_box_deltas_graph``).
 
-    boxes, gt_boxes: [..., (y1, x1, y2, x2)] with the same shape and non-zero sizes.
+    box, gt_box: [..., (y1, x1, y2, x2)] with the same shape and non-zero sizes (Matterport's parameter
+    names, as the numpy ``box_refinement``).
     Returns [..., (dy, dx, log(dh), log(dw))] float32.
     """
-    boxes = tf.cast(boxes, tf.float32)
-    gt_boxes = tf.cast(gt_boxes, tf.float32)
+    boxes = tf.cast(box, tf.float32)
+    gt_boxes = tf.cast(gt_box, tf.float32)
     height = boxes[..., 2] - boxes[..., 0]
     width = boxes[..., 3] - boxes[..., 1]
     center_y = boxes[..., 0] + 0.5 * height
