@@ -27,6 +27,7 @@ from mrcnn.data.loader import DataLoader, data_generator  # noqa: F401
 from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
 from mrcnn.log import log  # noqa: F401
 from mrcnn.masks import unmold_masks
+from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
@@ -75,6 +76,14 @@ class MaskRCNN:
         self.config = config
         self.model_dir = model_dir
         self.epoch = 0
+        # Class names by class id and the dataset's category ids: written into every checkpoint (see
+        # mrcnn.metadata); set by train() from its dataset or by load_weights() from a file that has them.
+        self.class_names: list[str] | None = None
+        self.class_source_ids: list[int] | None = None
+        # Further checkpoint metadata fields (preset, dataset_format, attribute_names) an application sets.
+        self.checkpoint_fields: dict = {}
+        # The metadata of the last file loaded (None for files without it, e.g. Matterport's).
+        self.checkpoint_metadata: CheckpointMetadata | None = None
         self._anchor_cache: dict[tuple, np.ndarray] = {}
         self._predict_fn = None
         self.set_log_dir()
@@ -136,12 +145,56 @@ class MaskRCNN:
         the layer and both shapes, and leaves the model untouched. Returns the load report.
         """
         report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
+        self.checkpoint_metadata = metadata = read_metadata(filepath)
+        excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
+        if metadata is not None and metadata.num_classes == self.config.NUM_CLASSES and not excluded:
+            self.class_names = list(metadata.class_names)
+            self.class_source_ids = metadata.class_source_ids
+            for name in ("preset", "dataset_format", "attribute_names"):
+                if getattr(metadata, name) is not None:
+                    self.checkpoint_fields.setdefault(name, getattr(metadata, name))
         self.set_log_dir(filepath)
         return report
 
+    def metadata(self, epoch: int | None = None) -> CheckpointMetadata:
+        """What a checkpoint of this model says about itself (see :mod:`mrcnn.metadata`)."""
+        return CheckpointMetadata.from_config(
+            self.config,
+            class_names=self.class_names,
+            class_source_ids=self.class_source_ids,
+            epoch=epoch,
+            **self.checkpoint_fields,
+        )
+
     def save_weights(self, filepath: str) -> None:
-        """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically)."""
-        save_weights_h5(self.keras_model, filepath)
+        """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically), with the checkpoint metadata."""
+        save_weights_h5(self.keras_model, filepath, metadata=self.metadata(epoch=self.epoch or None))
+
+    @classmethod
+    def from_checkpoint(
+        cls, filepath: str, mode: str = "inference", model_dir: str = "logs", config_class=None, **overrides
+    ) -> MaskRCNN:
+        """A model built from the config a checkpoint of this package records, with its weights loaded.
+
+        In inference mode the batch is one image (GPU_COUNT = IMAGES_PER_GPU = 1) unless ``overrides`` say
+        otherwise; ``overrides`` are Config settings. ``config_class``: the Config subclass to build (default
+        :class:`Config`). Raises ValueError for a file without metadata (e.g. Matterport's): build that
+        model with its config and call :meth:`load_weights`.
+        """
+        metadata = read_metadata(filepath)
+        if metadata is None or not metadata.config:
+            raise ValueError(
+                f"{filepath} does not record its config (not written by this package): build the model with "
+                "its Config and call load_weights()"
+            )
+        settings = dict(metadata.config)
+        if mode == "inference":
+            settings.update(GPU_COUNT=1, IMAGES_PER_GPU=1)
+        settings.update(overrides)
+        config = (config_class or Config).from_dict(settings)
+        model = cls(mode, config, model_dir)
+        model.load_weights(filepath, by_name=True)
+        return model
 
     def get_imagenet_weights(self) -> str:
         """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
@@ -160,17 +213,7 @@ class MaskRCNN:
 
     def find_last(self) -> str:
         """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""
-        name = self.config.NAME.lower()
-        runs = sorted(d for d in _listdir(self.model_dir) if d.startswith(name))
-        if not runs:
-            raise FileNotFoundError(
-                f"no training run of {name!r} in {self.model_dir!r}: nothing to resume from",
-            )
-        run_dir = os.path.join(self.model_dir, runs[-1])
-        checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
-        if not checkpoints:
-            raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
-        return os.path.join(run_dir, checkpoints[-1])
+        return find_last_checkpoint(self.model_dir, self.config.NAME)
 
     def set_log_dir(self, model_path: str | None = None) -> None:
         """Choose the log folder and checkpoint pattern; continue a run's folder and epoch from its checkpoint."""
@@ -256,8 +299,16 @@ class MaskRCNN:
         with self.strategy.scope():
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+        # The training data names the classes the checkpoints will record (when it fits the model).
+        if len(getattr(train_dataset, "class_info", ())) == config.NUM_CLASSES:
+            self.class_names = [str(c["name"]) for c in train_dataset.class_info]
+            self.class_source_ids = [
+                int(c["id"]) if isinstance(c["id"], int | np.integer) else 0 for c in train_dataset.class_info
+            ]
         callbacks = [
-            CheckpointCallback(self.keras_model, self.checkpoint_path),
+            CheckpointCallback(
+                self.keras_model, self.checkpoint_path, metadata=lambda epoch: self.metadata(epoch)
+            ),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
             keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
         ]
@@ -444,6 +495,20 @@ class MaskRCNN:
         return {name: np.asarray(v) for (name, _), v in zip(outputs, values)}
 
 
+def find_last_checkpoint(model_dir: str, name: str | None) -> str:
+    """Path of the last checkpoint (``mask_rcnn_*.h5``) of the newest training run of config NAME ``name`` in
+    ``model_dir``. Raises FileNotFoundError saying what is missing."""
+    name = (name or "mrcnn").lower()
+    runs = sorted(d for d in _listdir(model_dir) if d.startswith(name))
+    if not runs:
+        raise FileNotFoundError(f"no training run of {name!r} in {model_dir!r}: nothing to resume from")
+    run_dir = os.path.join(model_dir, runs[-1])
+    checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
+    if not checkpoints:
+        raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
+    return os.path.join(run_dir, checkpoints[-1])
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return os.listdir(path)
@@ -507,6 +572,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "MaskRCNN",
+    "find_last_checkpoint",
     "layer_regex",
     "load_image_gt",
     "build_rpn_targets",
