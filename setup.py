@@ -30,6 +30,13 @@ setup(
         "opencv-python",
         "imgaug>=0.4.0",
     ],
+    entry_points={
+        "console_scripts": [
+            "fashion-train = fashion.train:main",
+            "fashion-evaluate = fashion.evaluate:main",
+            "fashion-infer = fashion.infer:main",
+        ]
+    },
     extras_require={
         "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime"],
     },

@@ -197,3 +197,22 @@ def make_config(
     attrs.update(overrides)
     cls = type(f"{p.name.capitalize()}Config", (FashionConfig,), attrs)
     return cls()
+
+
+def inference_config(
+    preset: str, num_classes: int, settings: dict[str, Any] | None = None, **overrides: Any
+) -> FashionConfig:
+    """The inference config of a model trained with ``preset``.
+
+    settings: every setting the model was trained with (a checkpoint's recorded ``Config.to_dict()``); then
+        the model is rebuilt exactly as trained, with the preset's inference settings and one image per batch
+        on top. Without it: :func:`make_config` of the preset with ``num_classes``, ``inference=True``.
+    overrides: Config settings applied last (e.g. DETECTION_MIN_CONFIDENCE from a command-line option).
+    """
+    if settings is None:
+        return make_config(preset, num_classes=num_classes, inference=True, **overrides)
+    attrs = {k: v for k, v in settings.items() if k not in ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")}
+    attrs.update(get_preset(preset).inference)
+    attrs.update({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_CLASSES": int(num_classes)})
+    attrs.update(overrides)
+    return FashionConfig.from_dict(attrs)

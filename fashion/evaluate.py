@@ -25,24 +25,24 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion import postprocess as pp  # noqa: E402
+from fashion.categories import UnknownClassError  # noqa: E402
 from fashion.cli_common import (  # noqa: E402
     CLIError,
     add_model_arguments,
     add_postprocess_arguments,
+    add_verbose_argument,
     build_inference_model,
-    check_weights_argument,
     inference_overrides,
-    load_inference_weights,
     postprocess_options,
+    resolve_model,
     run_cli,
+    start_runtime,
 )
-from fashion.config import get_preset, make_config  # noqa: E402
 from fashion.datasets import load_dataset  # noqa: E402
 from fashion.evaluation import EvaluationReport, format_table, write_json  # noqa: E402
 
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON path (default: evaluation_<checkpoint>.json next to the checkpoint)")
     add_model_arguments(p)
     add_postprocess_arguments(p)
+    add_verbose_argument(p)
     return p
 
 
@@ -76,9 +77,11 @@ def load_eval_dataset(
     max_dim: int | None,
     image_dir: str | None = None,
     limit: int | None = None,
+    model_classes: list[str] | None = None,
 ) -> Any:
     """The prepared dataset to evaluate on (unreadable image files dropped with a counted warning), classes
-    registered as fashion/train.py does. Raises CLIError when it cannot be loaded or has no usable image."""
+    registered as fashion/train.py does. Raises CLIError when it cannot be loaded or has no usable image.
+    ``model_classes``: the model's class names ("BG" first), named when the dataset lacks some of them."""
     try:
         dataset = load_dataset(
             fmt,
@@ -89,6 +92,13 @@ def load_eval_dataset(
             image_dir=image_dir,
             limit=limit,
         )
+    except UnknownClassError as e:
+        if not model_classes:
+            raise CLIError(f"cannot load the {fmt} dataset at {path}: {e}") from e
+        raise CLIError(
+            f"the {fmt} dataset at {path} lacks classes the model was trained on "
+            f"({'; '.join(model_classes[1:])}): {e}"
+        ) from e
     except (ValueError, OSError) as e:
         raise CLIError(f"cannot load the {fmt} dataset at {path}: {e}") from e
     dataset.check_images()
@@ -179,22 +189,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    preset = get_preset(args.preset)
-    fmt = args.format or preset.fmt
-    classes = args.classes or preset.classes
-    overrides = inference_overrides(args)
-    check_weights_argument(args.weights)
-    max_dim = (
-        args.max_dim if args.max_dim is not None else int(make_config(args.preset, **overrides).IMAGE_MAX_DIM)
+    choice = resolve_model(args)  # the checkpoint's classes, preset and format; no TensorFlow yet
+    fmt, classes = choice.fmt, choice.classes
+    config = choice.config(inference_overrides(args))
+    max_dim = args.max_dim if args.max_dim is not None else int(config.IMAGE_MAX_DIM)
+    dataset = load_eval_dataset(
+        fmt, args.dataset, classes, max_dim or None, args.images, args.limit, model_classes=choice.class_names
     )
-    dataset = load_eval_dataset(fmt, args.dataset, classes, max_dim or None, args.images, args.limit)
-    options = postprocess_options(args, [c["name"] for c in dataset.class_info])
+    names = [str(c["name"]) for c in dataset.class_info]
+    if names != choice.class_names:
+        raise CLIError(
+            f"the classes of {args.dataset} [{fmt}] ({'; '.join(names[1:])}) are not the classes of "
+            f"{choice.weights} ({'; '.join(choice.class_names[1:])})"
+        )
+    options = postprocess_options(args, names)
 
-    model, config = build_inference_model(args.preset, dataset.num_classes, args.logs, overrides)
-    weights = load_inference_weights(model, args.weights)
+    start_runtime(args.verbose, config.MIXED_PRECISION or "float32")
+    model = build_inference_model(choice, args.logs, config)
+    weights = choice.weights
     print(
         f"Evaluating {weights}\n  on {dataset.num_images} images of {args.dataset} [{fmt}], classes {classes} "
-        f"({dataset.num_classes - 1}), preset {args.preset}, {config.BACKBONE} {config.IMAGE_SHAPE.tolist()}, "
+        f"({dataset.num_classes - 1}), preset {choice.preset}, {config.BACKBONE} {config.IMAGE_SHAPE.tolist()}, "
         f"min confidence {config.DETECTION_MIN_CONFIDENCE}, at most {config.DETECTION_MAX_INSTANCES} detections",
         flush=True,
     )
@@ -207,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
             "weights": weights,
             "dataset": args.dataset,
             "format": fmt,
-            "preset": args.preset,
+            "preset": choice.preset,
             "classes": classes,
             "limit": args.limit,
             "max_dim": max_dim or None,

@@ -47,11 +47,12 @@ _NAME_LISTS = ("class_names", "attribute_names")
 class CheckpointMetadata:
     """The self-description of a checkpoint (see the module docstring for the file layout).
 
-    class_names: [NUM_CLASSES] names by class id, "BG" first. class_source_ids: the dataset's category id per
+    class_names: [NUM_CLASSES] names by class id, "BG" first; None when the model never learnt them (built
+    without a dataset and never given ``model.class_names``). class_source_ids: the dataset's category id per
     class (None when unknown). config: every Config setting (``Config.to_dict()``), None when unknown.
     """
 
-    class_names: list[str]
+    class_names: list[str] | None
     num_classes: int
     backbone: str
     image_resize_mode: str
@@ -74,20 +75,20 @@ class CheckpointMetadata:
         class_source_ids: Sequence[int] | None = None,
         **fields: Any,
     ) -> CheckpointMetadata:
-        """Metadata of a model built from ``config``; class names default to "BG", "class_1", ...
+        """Metadata of a model built from ``config``; class names are left out unless there is one per class.
 
         ``fields``: any other field (preset, dataset_format, attribute_names, epoch).
         """
         from mrcnn import __version__
 
         num_classes = int(config.NUM_CLASSES)
-        if class_names is None or len(class_names) != num_classes:
-            class_names = ["BG"] + [f"class_{i}" for i in range(1, num_classes)]
+        if class_names is not None and len(class_names) != num_classes:
+            class_names = None
         backbone = config.BACKBONE
         if callable(backbone):
             backbone = getattr(backbone, "__qualname__", repr(backbone))
         return cls(
-            class_names=[str(n) for n in class_names],
+            class_names=None if class_names is None else [str(n) for n in class_names],
             num_classes=num_classes,
             backbone=str(backbone),
             image_resize_mode=str(config.IMAGE_RESIZE_MODE),
@@ -157,6 +158,4 @@ def read_metadata(path: str | os.PathLike) -> CheckpointMetadata | None:
                 values[name] = [int(v) for v in np.asarray(attrs[name]).ravel()]
             else:
                 values[name] = _plain(attrs[name])
-    if values["class_names"] is None:
-        values["class_names"] = []
     return CheckpointMetadata(**values)

@@ -148,7 +148,8 @@ class MaskRCNN:
         self.checkpoint_metadata = metadata = read_metadata(filepath)
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
         if metadata is not None and metadata.num_classes == self.config.NUM_CLASSES and not excluded:
-            self.class_names = list(metadata.class_names)
+            if metadata.class_names is not None:
+                self.class_names = list(metadata.class_names)
             self.class_source_ids = metadata.class_source_ids
             for name in ("preset", "dataset_format", "attribute_names"):
                 if getattr(metadata, name) is not None:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import h5py
-import keras
 import numpy as np
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when weights are read into or written from a model
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class LoadReport:
 
 def _leaf_weights(layer) -> list[tuple[str, keras.Variable]]:
     """(``<leaf layer>/<weight>:0``, variable) of a nested model, recursively, deduplicated."""
+    import keras
+
     out, seen = [], set()
     for sub in layer.layers:
         pairs = (
@@ -81,6 +86,8 @@ def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str,
     A nested ``keras.Model`` (``rpn_model``) is one group named after it, holding its sublayers' weights as
     ``<sublayer>/<weight>:0``; any other layer gives ``<layer>/<weight>:0``.
     """
+    import keras
+
     groups = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -142,6 +149,8 @@ def save_weights_h5(model: keras.Model, path: str | os.PathLike, metadata=None) 
     ``metadata``: a :class:`mrcnn.metadata.CheckpointMetadata` written as root attributes. The file is written
     to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
     """
+    import keras
+
     path = os.fspath(path)
     tmp_path = path + ".tmp"
     groups = dict(weighted_layer_groups(model))
