@@ -19,6 +19,9 @@ What is computed (see :mod:`fashion.evaluation.metrics` for the definitions):
 - ``pixel``: thesis 003's pixel accuracy/precision/recall/F1 of the semantic label maps, from the confusion
   matrix summed over images (images with masks).
 - ``speed``: mean inference seconds over the images given a timing, and thesis 001's speed score.
+- ``instance_confusion``: ``[num_classes, num_classes]`` counts of detections matched to ground truth at
+  ``iou_threshold`` regardless of class: row = true class, column = predicted class; row 0 counts false
+  detections (no ground truth), column 0 missed ground truth.
 - ``trade_off_score``: TO = classification + segmentation - speed score (None when a part is missing).
 - ``attributes`` (when the report has an attribute space, the ground truth gives ``attribute_ids`` and the
   predictions give attributes): per-attribute AP, mAP and micro/macro F1 of matched instances
@@ -85,6 +88,8 @@ class EvaluationReport:
         self._labels_true: list[np.ndarray] = []
         self._labels_pred: list[np.ndarray] = []
         self._confusion = np.zeros([self.num_classes, self.num_classes], dtype=np.int64)
+        # Instances matched regardless of class: [gt class, predicted class], 0 = none (missed / false).
+        self._instance_confusion = np.zeros([self.num_classes, self.num_classes], dtype=np.int64)
         self._coco_images: list[dict] = []
         self._coco_annotations: list[dict] = []
         self._coco_results: dict[str, list[dict]] = {"bbox": [], "segm": []}
@@ -162,6 +167,7 @@ class EvaluationReport:
             gt_map = m.label_map(gt_ids, gt_masks)
             pred_map = m.label_map(pred_ids, pred_masks, scores)
             self._confusion += m.pixel_confusion_matrix(gt_map, pred_map, self.num_classes)
+        self._count_instance_confusion(*args)
         attributes = self._attributes_of(gt, gt_ids, pred, pred_ids.size)
         if attributes is not None:
             self._add_attribute_rows(args, attributes)
@@ -181,6 +187,18 @@ class EvaluationReport:
             for iou_type, entries in results.items():
                 self._coco_results[iou_type].extend(entries)
         return out
+
+    def _count_instance_confusion(self, gt_ids, gt_masks, pred_ids, scores, pred_masks) -> None:
+        """Class-agnostic greedy matching at ``iou_threshold``: which class each found garment was given."""
+        order = np.argsort(-scores, kind="stable")
+        ious = m.mask_ious(pred_masks[..., order], gt_masks)
+        pred_match, gt_match = m.greedy_match(
+            ious, np.zeros(pred_ids.size, int), np.zeros(gt_ids.size, int), self.iou_threshold
+        )
+        for i, j in enumerate(pred_match.tolist()):
+            self._instance_confusion[gt_ids[j] if j >= 0 else 0, pred_ids[order[i]]] += 1
+        for j in np.flatnonzero(gt_match < 0):
+            self._instance_confusion[gt_ids[j], 0] += 1
 
     def _attributes_of(self, gt: Mapping, gt_ids: np.ndarray, pred: Mapping, n_pred: int) -> dict | None:
         """The image's attributes in the evaluated space, or None when the report has no space or the ground
@@ -275,6 +293,7 @@ class EvaluationReport:
             "pixel": self._pixel() if with_masks and self.use_pixel else None,
             "speed": speed,
             "trade_off_score": trade_off,
+            "instance_confusion": self._instance_confusion.tolist() if with_masks else None,
             "attributes": self._attributes() if self._attribute_images else None,
             "fashionpedia": self._fashionpedia() if self._attribute_images and self.use_coco else None,
             "per_image": [dict(r) for r in self.records],
