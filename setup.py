@@ -38,7 +38,8 @@ setup(
         ]
     },
     extras_require={
-        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime"],
+        # fashionpedia (BSD; pulls scikit-learn): the official FPEval our Fashionpedia AP is tested against.
+        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime", "fashionpedia==1.1"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -52,6 +52,10 @@ class Preset:
     config: FashionConfig overrides for training. inference: further overrides for the inference model.
     classes, fmt, schedule, augmentation, cap: run defaults (class subset, dataset format, schedule name,
     augmentation name, images-per-class cap or None).
+    attributes: default garment attribute selection (``--attributes``: "all", "none" or names/ids separated
+        by ';'; see :func:`fashion.datasets.resolve_attributes`). "none" where the preset reproduces a seed
+        that predicted no attributes or whose data has none (DeepFashion2); "all" for the shipped sample,
+        whose attributes are drawn to be learnable.
     """
 
     name: str
@@ -63,6 +67,7 @@ class Preset:
     schedule: str = "thesis001"
     augmentation: str = "thesis001"
     cap: int | None = None
+    attributes: str = "none"
 
 
 # The shipped sample trains from scratch on a CPU: the small CNN backbone with trainable BatchNorm and a
@@ -156,6 +161,7 @@ PRESETS: dict[str, Preset] = {
         config={**_SMALL, "STEPS_PER_EPOCH": 30},
         inference={"DETECTION_MAX_INSTANCES": 10, "DETECTION_MIN_CONFIDENCE": 0.3},
         schedule="sample",
+        attributes="all",
     ),
     "tiny": Preset(
         "tiny",
@@ -163,6 +169,7 @@ PRESETS: dict[str, Preset] = {
         config={**_SMALL, "STEPS_PER_EPOCH": 2, "VALIDATION_STEPS": 1, "TRAIN_ROIS_PER_IMAGE": 16},
         inference={"DETECTION_MAX_INSTANCES": 10},
         schedule="tiny",
+        attributes="all",
     ),
 }
 
