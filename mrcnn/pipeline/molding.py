@@ -170,46 +170,63 @@ def mold_one(
     """Mold one ``[H, W, C]`` image: the same float32 values as ``mold_image(resize_image(image, ...)[0])``.
 
     Returns the molded image ``[h, w, C]`` float32 and its :class:`ImageMeta` (image_id 0, no active class).
-    Done in one float pass: the resized float image is truncated, shifted by the mean pixel and written into
-    a canvas of ``-MEAN_PIXEL`` (the molded value of zero padding).
     """
     plan = plan_resize(image.shape, ResizeRule.from_config(config), rng)
-    mean = np.asarray(config.MEAN_PIXEL, dtype=np.float32)
-    resized = _resized(image, plan)
-    if plan.crop is not None:
-        y, x, h, w = plan.crop
-        resized = resized[y : y + h, x : x + w]
-    out_h, out_w = plan.output_shape
-    molded = np.empty((out_h, out_w) + image.shape[2:], dtype=np.float32)
-    y1, x1, y2, x2 = plan.window
-    if (y2 - y1, x2 - x1) != (out_h, out_w):
-        molded[:] = -mean
-    np.subtract(resized.astype(np.float32, copy=False), mean, out=molded[y1:y2, x1:x2])
-    meta = ImageMeta(
-        image_id=0,
-        original_shape=image.shape,
-        image_shape=molded.shape,
-        window=plan.window,
-        scale=plan.scale,
-        active_class_ids=np.zeros(config.NUM_CLASSES, np.int32),
-    )
-    return molded, meta
+    molded = np.empty(plan.output_shape + image.shape[2:], dtype=np.float32)
+    _mold_into(image, plan, np.asarray(config.MEAN_PIXEL, dtype=np.float32), molded)
+    return molded, _inference_meta(image, molded.shape, plan, config)
 
 
 def mold_images(images: Sequence[np.ndarray], config: Any) -> MoldedBatch:
-    """Mold ``[H, W, C]`` images of any sizes into one batch (see :func:`mold_one`).
+    """Mold ``[H, W, C]`` images of any sizes into one batch (each as :func:`mold_one`).
 
     Raises ValueError when the molded images differ in size (IMAGE_RESIZE_MODE "none" or "pad64" on images
     of different sizes).
     """
-    molded = [mold_one(np.asarray(image), config) for image in images]
-    shapes = sorted({m.shape for m, _ in molded})
+    images = [np.asarray(image) for image in images]
+    rule = ResizeRule.from_config(config)
+    plans = [plan_resize(image.shape, rule) for image in images]
+    shapes = sorted({plan.output_shape + image.shape[2:] for image, plan in zip(images, plans)})
     if len(shapes) > 1:
         raise ValueError(
             f"after resizing, images in one batch must have the same size; got {shapes} "
             f"(IMAGE_RESIZE_MODE {config.IMAGE_RESIZE_MODE!r}): use 'square' or detect them one at a time"
         )
-    return MoldedBatch(np.stack([m for m, _ in molded]), [meta for _, meta in molded])
+    batch = np.empty((len(images),) + shapes[0], dtype=np.float32)
+    mean = np.asarray(config.MEAN_PIXEL, dtype=np.float32)
+    for image, plan, out in zip(images, plans, batch):
+        _mold_into(image, plan, mean, out)
+    metas = [_inference_meta(image, batch.shape[1:], plan, config) for image, plan in zip(images, plans)]
+    return MoldedBatch(batch, metas)
+
+
+def _mold_into(image: np.ndarray, plan: ResizePlan, mean: np.ndarray, out: np.ndarray) -> None:
+    """Write the molded image into ``out`` (``plan.output_shape``) in one float pass: the resized float image,
+    truncated, minus the mean pixel inside the window; ``-mean`` (molded zero padding) around it."""
+    resized = _resized(image, plan)
+    if plan.crop is not None:
+        y, x, h, w = plan.crop
+        resized = resized[y : y + h, x : x + w]
+    y1, x1, y2, x2 = plan.window
+    # The mean pixel repeated along a row: numpy then runs its loops over whole rows, not over 3 channels.
+    mean_row = np.broadcast_to(mean, out.shape[1:]).copy()
+    for band, row in ((out[:y1], mean_row), (out[y2:], mean_row), (out[y1:y2, :x1], mean_row[:x1])):
+        np.negative(row, out=band)
+    np.negative(mean_row[x2:], out=out[y1:y2, x2:])
+    np.subtract(resized, mean_row[x1:x2], out=out[y1:y2, x1:x2], dtype=np.float32)
+
+
+def _inference_meta(
+    image: np.ndarray, molded_shape: tuple[int, ...], plan: ResizePlan, config: Any
+) -> ImageMeta:
+    return ImageMeta(
+        image_id=0,
+        original_shape=image.shape,
+        image_shape=molded_shape,
+        window=plan.window,
+        scale=plan.scale,
+        active_class_ids=np.zeros(config.NUM_CLASSES, np.int32),
+    )
 
 
 # -- unmolding -----------------------------------------------------------------------------------------------
