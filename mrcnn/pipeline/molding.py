@@ -131,7 +131,11 @@ def resize_image(
 
 def mold_image(images: np.ndarray, config: Any) -> np.ndarray:
     """Subtract the mean pixel: image(s) ``[..., C]`` -> float32 network input."""
-    return images.astype(np.float32) - np.asarray(config.MEAN_PIXEL, dtype=np.float32)
+    images = np.asarray(images)
+    mean = np.asarray(config.MEAN_PIXEL, dtype=np.float32)
+    if images.ndim >= 2:  # the mean repeated along a row: numpy then loops over rows, not over 3 channels
+        mean = np.broadcast_to(mean, images.shape[-2:]).copy()
+    return np.subtract(images, mean, dtype=np.float32)
 
 
 def unmold_image(normalized_images: np.ndarray, config: Any) -> np.ndarray:

@@ -17,7 +17,7 @@ from mrcnn import pipeline
 from mrcnn.data.image_meta import compose_image_meta, parse_image_meta
 from mrcnn.images import mold_image, resize_image
 from mrcnn.modeling.graph_utils import parse_image_meta_graph
-from mrcnn.pipeline import graph
+from mrcnn.pipeline import graph, rules
 from mrcnn.pipeline.meta import ImageMeta, meta_size
 from mrcnn.pipeline.resample import resize_bilinear, resize_bilinear_exact
 from mrcnn.pipeline.rules import ResizeRule
@@ -173,6 +173,22 @@ def test_fast_resize_equals_reference_and_skimage(dtype, shape):
         np.testing.assert_allclose(exact, reference, rtol=0, atol=1e-9)
         np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-3)
         assert fast.shape == reference.shape
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 90), st.integers(1, 90), st.integers(0, 2**16))
+def test_interpolation_weights_rule_is_the_reference_resize(h, w, out_h, out_w, seed):
+    """The graph's paste uses rules.bilinear_weights as matrices; with numpy they give the reference resize."""
+    image = np.random.default_rng(seed).random((h, w))
+    rows = rules.bilinear_weights(rules.source_coordinates(np.arange(out_h), h, out_h), h)
+    cols = rules.bilinear_weights(rules.source_coordinates(np.arange(out_w), w, out_w), w)
+    np.testing.assert_allclose(
+        np.clip(rows @ image @ cols.T, image.min(), image.max()),
+        resize_bilinear_exact(image, (out_h, out_w)),
+        atol=1e-12,
+    )
+    rim = rules.rim_factors(rules.source_coordinates(np.arange(out_h), h, out_h), h)
+    np.testing.assert_allclose(rows.sum(axis=1), rim, atol=1e-12)
 
 
 def test_resize_image_none_and_crop_modes_keep_their_contracts():
