@@ -75,12 +75,14 @@ def plan_resize(
     )
 
 
-def _resized(image: np.ndarray, plan: ResizePlan) -> np.ndarray:
-    """The image scaled to ``plan.resized_shape`` in the work float dtype, truncated for integer images."""
+def _resized(image: np.ndarray, plan: ResizePlan, truncate: bool = True) -> np.ndarray:
+    """The image scaled to ``plan.resized_shape`` in the work float dtype (the image itself when the size does
+    not change), truncated towards zero for integer images unless ``truncate`` is False (a cast to the
+    image's dtype then truncates)."""
     if tuple(image.shape[:2]) == plan.resized_shape:
         return image  # also what Matterport's resize gives: sampling at the pixel centres is the identity
     resized = resize_bilinear(image, plan.resized_shape)
-    if np.issubdtype(image.dtype, np.integer) or image.dtype == bool:
+    if truncate and (np.issubdtype(image.dtype, np.integer) or image.dtype == bool):
         np.trunc(resized, out=resized)
     return resized
 
@@ -88,7 +90,7 @@ def _resized(image: np.ndarray, plan: ResizePlan) -> np.ndarray:
 def apply_plan(image: np.ndarray, plan: ResizePlan) -> np.ndarray:
     """Resize ``[H, W]`` / ``[H, W, C]`` ``image`` as ``plan`` says: a new array of the same dtype (Matterport's
     pixels)."""
-    resized = _resized(image, plan).astype(image.dtype, copy=False)
+    resized = _resized(image, plan, truncate=False).astype(image.dtype, copy=False)  # astype truncates
     if plan.crop is not None:
         y, x, h, w = plan.crop
         resized = resized[y : y + h, x : x + w]

@@ -35,6 +35,9 @@ except ImportError:  # pragma: no cover
 
 # OpenCV's largest channel count (CV_CN_MAX).
 _CV2_MAX_CHANNELS = 512
+# Downscaling the height by this much or more converts only the sampled rows to floats (at most half of
+# them): 2x faster on a 3000x2000 photo molded to 512, no gain below (measured).
+_ROWS_FIRST_RATIO = 4
 
 
 def resize(
@@ -125,10 +128,12 @@ def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     channels = int(np.prod(image.shape[2:], dtype=np.int64))
     if cv2 is None or image.ndim > 3 or channels > _CV2_MAX_CHANNELS or image.size == 0 or out_h * out_w == 0:
         return resize_bilinear_exact(image, shape).astype(_work_dtype(image.dtype), copy=False)
-    src = image.astype(_work_dtype(image.dtype), copy=False)
-    out = cv2.resize(src, (out_w, out_h), interpolation=cv2.INTER_LINEAR).reshape(
-        (out_h, out_w) + image.shape[2:]
-    )
+    work = _work_dtype(image.dtype)
+    if _ROWS_FIRST_RATIO * out_h <= image.shape[0]:
+        out = _resize_rows_first(image, out_h, out_w, work)
+    else:
+        out = cv2.resize(image.astype(work, copy=False), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        out = out.reshape((out_h, out_w) + image.shape[2:])
     # OpenCV repeats the edge pixel where skimage blends with zeros: scale the rim rows and columns.
     trailing = (1,) * (image.ndim - 2)
     fy, fx = _rim(image.shape[0], out_h), _rim(image.shape[1], out_w)
@@ -139,6 +144,26 @@ def resize_bilinear(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         out[:, rx] *= fx[rx].astype(out.dtype).reshape((-1,) + trailing)
     # The range of the input in its own dtype: 4 bytes a pixel fewer to read than the float copy for uint8.
     return np.clip(out, image.min(), image.max(), out=out)
+
+
+def _resize_rows_first(image: np.ndarray, out_h: int, out_w: int, work: type) -> np.ndarray:
+    """OpenCV's bilinear resize for a strong downscale in height, converting only the source rows that are
+    sampled to floats: those rows, resized in width by OpenCV (same columns as a whole resize), blended
+    in height here. For a large photo molded to 512 pixels this converts a fraction of the image.
+    """
+    in_h = image.shape[0]
+    coords = rules.source_coordinates(np.arange(out_h, dtype=np.float64), in_h, out_h)
+    top = np.floor(coords).astype(np.intp)  # >= 0 when downscaling
+    bottom = np.minimum(top + 1, in_h - 1)
+    rows, where = np.unique(np.concatenate([top, bottom]), return_inverse=True)
+    trailing = (1,) * (image.ndim - 2)
+    weight = (coords - top).astype(work).reshape((-1, 1) + trailing)
+    sampled = cv2.resize(image[rows].astype(work), (out_w, rows.size), interpolation=cv2.INTER_LINEAR)
+    sampled = sampled.reshape((rows.size, out_w) + image.shape[2:])
+    out = sampled[where[:out_h]]
+    out *= 1 - weight
+    out += sampled[where[out_h:]] * weight
+    return out
 
 
 # -- masks ---------------------------------------------------------------------------------------------------

@@ -130,8 +130,20 @@ def test_photos_get_matterports_pixels(image_name, min_dim, max_dim, min_scale, 
         (gradient(400, 600), 512, 512),
         (gradient(97, 131), 800, 1024),
         (noise(30, 40, seed=4, channels=1), 64, 64),
+        (noise(1200, 1700, seed=5), 256, 256),  # height / 4.7: only the sampled rows are converted
+        (gradient(2000, 1500), 384, 384),
     ],
-    ids=["noise-up", "noise-down", "noise-tiny", "noise-tall", "gradient-down", "gradient-up", "one-channel"],
+    ids=[
+        "noise-up",
+        "noise-down",
+        "noise-tiny",
+        "noise-tall",
+        "gradient-down",
+        "gradient-up",
+        "one-channel",
+        "noise-strong-down",
+        "gradient-strong-down",
+    ],
 )
 def test_synthetic_images_get_matterports_pixels(image, min_dim, max_dim):
     ours, window, scale, _, _ = resize_image(image, min_dim, max_dim, 0, "square")
@@ -159,7 +171,7 @@ def test_upscaled_rim_blends_with_zero_and_is_clipped_to_the_image_range():
 def test_fast_resize_equals_reference_and_skimage(dtype, shape):
     rng = np.random.default_rng(7)
     image = (rng.random(shape) * 1000 - (500 if np.dtype(dtype).kind in "fi" else 0)).astype(dtype)
-    for out_shape in [(40, 13), (5, 61), (17, 29)]:
+    for out_shape in [(40, 13), (5, 61), (17, 29), (4, 7)]:
         reference = skimage.transform.resize(
             image.astype(np.float64),
             out_shape,
