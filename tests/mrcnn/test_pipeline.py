@@ -258,7 +258,7 @@ def assert_graph_matches_numpy(image, rule):
     assert diff.max() <= MAX_LEVELS and diff.mean() <= MEAN_LEVELS
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     st.integers(1, 400),
     st.integers(1, 400),
