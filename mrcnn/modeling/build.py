@@ -342,8 +342,8 @@ def _is_deserializable(cls) -> bool:
 
 
 def unserializable_layers(model: keras.Model) -> list[str]:
-    """ "name (module.Class)" of each layer of ``model`` (nested models included) that ``keras.saving.load_model``
-    could not rebuild: a custom class neither from Keras nor registered with
+    """The layers of ``model`` (nested models included) that ``keras.saving.load_model`` could not rebuild, as
+    "name (module.Class)": custom classes neither from Keras nor registered with
     ``@keras.saving.register_keras_serializable()`` (e.g. one created by a callable BACKBONE)."""
     found = []
     for layer in model.layers:
