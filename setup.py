@@ -30,8 +30,16 @@ setup(
         "opencv-python",
         "imgaug>=0.4.0",
     ],
+    entry_points={
+        "console_scripts": [
+            "fashion-train = fashion.train:main",
+            "fashion-evaluate = fashion.evaluate:main",
+            "fashion-infer = fashion.infer:main",
+        ]
+    },
     extras_require={
-        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime"],
+        # fashionpedia (BSD; pulls scikit-learn): the official FPEval our Fashionpedia AP is tested against.
+        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime", "fashionpedia==1.1"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -52,6 +52,10 @@ class Preset:
     config: FashionConfig overrides for training. inference: further overrides for the inference model.
     classes, fmt, schedule, augmentation, cap: run defaults (class subset, dataset format, schedule name,
     augmentation name, images-per-class cap or None).
+    attributes: default garment attribute selection (``--attributes``: "all", "none" or names/ids separated
+        by ';'; see :func:`fashion.datasets.resolve_attributes`). "none" where the preset reproduces a seed
+        that predicted no attributes or whose data has none (DeepFashion2); "all" for the shipped sample,
+        whose attributes are drawn to be learnable.
     """
 
     name: str
@@ -63,6 +67,7 @@ class Preset:
     schedule: str = "thesis001"
     augmentation: str = "thesis001"
     cap: int | None = None
+    attributes: str = "none"
 
 
 # The shipped sample trains from scratch on a CPU: the small CNN backbone with trainable BatchNorm and a
@@ -156,6 +161,7 @@ PRESETS: dict[str, Preset] = {
         config={**_SMALL, "STEPS_PER_EPOCH": 30},
         inference={"DETECTION_MAX_INSTANCES": 10, "DETECTION_MIN_CONFIDENCE": 0.3},
         schedule="sample",
+        attributes="all",
     ),
     "tiny": Preset(
         "tiny",
@@ -163,6 +169,7 @@ PRESETS: dict[str, Preset] = {
         config={**_SMALL, "STEPS_PER_EPOCH": 2, "VALIDATION_STEPS": 1, "TRAIN_ROIS_PER_IMAGE": 16},
         inference={"DETECTION_MAX_INSTANCES": 10},
         schedule="tiny",
+        attributes="all",
     ),
 }
 
@@ -197,3 +204,22 @@ def make_config(
     attrs.update(overrides)
     cls = type(f"{p.name.capitalize()}Config", (FashionConfig,), attrs)
     return cls()
+
+
+def inference_config(
+    preset: str, num_classes: int, settings: dict[str, Any] | None = None, **overrides: Any
+) -> FashionConfig:
+    """The inference config of a model trained with ``preset``.
+
+    settings: every setting the model was trained with (a checkpoint's recorded ``Config.to_dict()``); then
+        the model is rebuilt exactly as trained, with the preset's inference settings and one image per batch
+        on top. Without it: :func:`make_config` of the preset with ``num_classes``, ``inference=True``.
+    overrides: Config settings applied last (e.g. DETECTION_MIN_CONFIDENCE from a command-line option).
+    """
+    if settings is None:
+        return make_config(preset, num_classes=num_classes, inference=True, **overrides)
+    attrs = {k: v for k, v in settings.items() if k not in ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")}
+    attrs.update(get_preset(preset).inference)
+    attrs.update({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_CLASSES": int(num_classes)})
+    attrs.update(overrides)
+    return FashionConfig.from_dict(attrs)

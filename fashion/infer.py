@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,15 +42,16 @@ from fashion.cli_common import (  # noqa: E402
     CLIError,
     add_model_arguments,
     add_postprocess_arguments,
+    add_verbose_argument,
     build_inference_model,
-    check_weights_argument,
     clean_class_names,
     inference_overrides,
-    load_inference_weights,
     postprocess_options,
+    precision_choice,
     read_image,
-    resolve_categories,
+    resolve_model,
     run_cli,
+    start_runtime,
 )
 
 __all__ = [
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kaggle", action="store_true", help="also write submission.csv (iMaterialist format)")
     p.add_argument("--limit", type=int, help="process only the first N images")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs (the slowest output)")
+    add_verbose_argument(p)
     return p
 
 
@@ -206,22 +207,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    categories = resolve_categories(args.preset, args.classes, args.format)
-    class_names = clean_class_names(categories)
-    source_ids = [0] + [c.id for c in categories]
-    options = postprocess_options(args, ["BG"] + [c.name for c in categories])
-    overrides = inference_overrides(args)
-    check_weights_argument(args.weights)
+    choice = resolve_model(
+        args
+    )  # class names and ids from the checkpoint (or the options); no TensorFlow yet
+    class_names = clean_class_names(choice.class_names)
+    source_ids = choice.source_ids
+    options = postprocess_options(args, choice.class_names)
     paths = find_images(args.inputs)[: args.limit or None]
     if not paths:
         raise CLIError(
             f"no images found in {' '.join(args.inputs)} (extensions {', '.join(IMAGE_EXTENSIONS)})"
         )
+    precision, why = precision_choice(args)  # "auto" looks for GPUs: after the checks that need no TensorFlow
+    config = choice.config(inference_overrides(args, precision))
 
-    model, config = build_inference_model(args.preset, len(class_names), args.logs, overrides)
-    weights = load_inference_weights(model, args.weights)
+    start_runtime(args.verbose, precision, why)
+    model = build_inference_model(choice, args.logs, config)
+    weights = choice.weights
     print(
-        f"Model: preset {args.preset}, {config.BACKBONE}, {len(class_names) - 1} classes, weights {weights}\n"
+        f"Model: preset {choice.preset}, {config.BACKBONE}, {len(class_names) - 1} classes, weights {weights}\n"
         f"Images: {len(paths)} -> {args.out}",
         flush=True,
     )
@@ -269,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "coco_results.json"), "w", encoding="utf-8") as f:
         json.dump(coco_records, f)
     classes = [
-        {"class_id": k, "name": categories[k - 1].name, "source_category_id": categories[k - 1].id}
+        {"class_id": k, "name": choice.class_names[k], "source_category_id": source_ids[k]}
         for k in range(1, len(class_names))
     ]
     with open(os.path.join(args.out, "classes.json"), "w", encoding="utf-8") as f:

@@ -47,7 +47,7 @@ __all__ = [
     "semantic_label_map",
 ]
 
-_PER_INSTANCE = ("rois", "class_ids", "scores")
+_PER_INSTANCE = ("rois", "class_ids", "scores", "attributes")  # attributes: [N, NUM_ATTRIBUTES] scores
 
 
 def num_detections(detections: Mapping) -> int:

@@ -26,19 +26,17 @@ from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the plan
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion.augment import AUGMENTATIONS, get_augmentation  # noqa: E402
 from fashion.categories import subset_names  # noqa: E402
-from fashion.cli_common import CLIError, run_cli  # noqa: E402
+from fashion.cli_common import DEFAULT_LOGS, CLIError, run_cli, start_runtime  # noqa: E402
 from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
 COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
@@ -84,18 +82,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--oversample-min", type=int, help="repeat images of classes with fewer images up to this")
     p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
-    p.add_argument(
-        "--logs", default=os.path.join(REPO_ROOT, "logs"), help="log/checkpoint folder (default logs/)"
-    )
-    p.add_argument(
-        "--weights-dir", default=os.path.join(REPO_ROOT, "weights"), help="where coco weights live"
-    )
+    p.add_argument("--logs", default=DEFAULT_LOGS, help="log/checkpoint folder (default ./logs)")
+    p.add_argument("--weights-dir", default="weights", help="where coco weights live (default ./weights)")
     p.add_argument("--name", help="config NAME (log folder and checkpoint prefix; default 'fashion')")
     p.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the balancing")
     p.add_argument("--workers", type=int, default=1, help="data loading threads")
     p.add_argument(
-        "--verbose", type=int, default=1, help="Keras verbosity: 0 silent, 1 progress bar, 2 per epoch"
+        "--progress",
+        type=int,
+        choices=(0, 1, 2),
+        help="Keras progress: 0 silent, 1 bar (default), 2 per epoch",
+    )
+    p.add_argument(
+        "--verbose",
+        type=int,
+        nargs="?",
+        const=-1,
+        help="show TensorFlow's own log lines (hidden by default); '--verbose N' (N = 0, 1, 2, as before) also "
+        "sets --progress N",
     )
     return p
 
@@ -274,7 +279,10 @@ def _check_resumed_plan(path: str, plan: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(_run, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    if args.progress is None:
+        args.progress = args.verbose if args.verbose in (0, 1, 2) else 1
+    return run_cli(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -300,9 +308,12 @@ def _run(args: argparse.Namespace) -> int:
     dataset, train, val = prepare_data(args, preset, max_dim)
     config = make_config(args.preset, num_classes=dataset.num_classes, **overrides)
 
+    start_runtime(args.verbose is not None, config.MIXED_PRECISION or "float32")
+    from mrcnn.data.loader import NoUsableImageError
     from mrcnn.model import MaskRCNN
 
     model = MaskRCNN(mode="training", config=config, model_dir=args.logs)
+    model.checkpoint_fields.update(preset=preset.name, dataset_format=args.format or preset.fmt)
     weights = load_initial_weights(model, args.weights, weights_path)
     print(_plan(args, preset, schedule, config, dataset, train, val, augmentation_name, model.epoch))
     print(f"Weights: {weights}")
@@ -330,15 +341,21 @@ def _run(args: argparse.Namespace) -> int:
             "nothing to train"
         )
     else:
-        run_schedule(
-            model,
-            schedule,
-            train,
-            val if val.num_images else None,
-            augmentation=get_augmentation(augmentation_name),
-            workers=args.workers,
-            verbose=args.verbose,
-        )
+        try:
+            run_schedule(
+                model,
+                schedule,
+                train,
+                val if val.num_images else None,
+                augmentation=get_augmentation(augmentation_name),
+                workers=args.workers,
+                verbose=args.progress,
+            )
+        except NoUsableImageError as e:
+            summary = (
+                dataset.warnings.summary() if dataset.warnings.total else "no data problems were counted"
+            )
+            raise TrainError(f"cannot train on {args.dataset}: {e}\nData problems met:\n{summary}") from e
     if dataset.warnings.total:  # train and val share the full dataset's counter
         print("Data problems met:\n" + dataset.warnings.summary())
 

@@ -1,12 +1,16 @@
 """The ``MaskRCNN`` facade with Matterport's public API: build, train, detect, weights and log folders.
 
 Matterport's helper functions that notebooks import from ``mrcnn.model`` (``load_image_gt``, ``data_generator``,
-``mold_image``, ``compose_image_meta``, ...) are re-exported here from the modules where they now live.
+``mold_image``, ``compose_image_meta``, ...) are re-exported here from the modules where they now live. Every
+other public name of Matterport's ``model.py`` (``resnet_graph``, ``fpn_classifier_graph``, ``ProposalLayer``,
+the loss graphs, ``compute_backbone_shapes``, ``build_detection_targets``, ...) resolves on first use, with
+Matterport's signature and meaning (see ``_MATTERPORT_NAMES`` and :mod:`mrcnn.matterport_compat`).
 """
 
 from __future__ import annotations
 
 import datetime
+import importlib
 import os
 import re
 from collections.abc import Sequence
@@ -15,15 +19,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.boxes import denorm_boxes, norm_boxes
 from mrcnn.config import Config
 from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
 from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
 from mrcnn.data.loader import DataLoader, data_generator  # noqa: F401
 from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
 from mrcnn.log import log  # noqa: F401
-from mrcnn.masks import unmold_masks
+from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
+from mrcnn.pipeline import ImageMeta, MoldedBatch, mold_images
+from mrcnn.pipeline import unmold_detections as unmold_one_image
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
     CheckpointCallback,
@@ -71,6 +76,14 @@ class MaskRCNN:
         self.config = config
         self.model_dir = model_dir
         self.epoch = 0
+        # Class names by class id and the dataset's category ids: written into every checkpoint (see
+        # mrcnn.metadata); set by train() from its dataset or by load_weights() from a file that has them.
+        self.class_names: list[str] | None = None
+        self.class_source_ids: list[int] | None = None
+        # Further checkpoint metadata fields (preset, dataset_format, attribute_names) an application sets.
+        self.checkpoint_fields: dict = {}
+        # The metadata of the last file loaded (None for files without it, e.g. Matterport's).
+        self.checkpoint_metadata: CheckpointMetadata | None = None
         self._anchor_cache: dict[tuple, np.ndarray] = {}
         self._predict_fn = None
         self.set_log_dir()
@@ -132,12 +145,57 @@ class MaskRCNN:
         the layer and both shapes, and leaves the model untouched. Returns the load report.
         """
         report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
+        self.checkpoint_metadata = metadata = read_metadata(filepath)
+        excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
+        if metadata is not None and metadata.num_classes == self.config.NUM_CLASSES and not excluded:
+            if metadata.class_names is not None:
+                self.class_names = list(metadata.class_names)
+            self.class_source_ids = metadata.class_source_ids
+            for name in ("preset", "dataset_format", "attribute_names"):
+                if getattr(metadata, name) is not None:
+                    self.checkpoint_fields.setdefault(name, getattr(metadata, name))
         self.set_log_dir(filepath)
         return report
 
+    def metadata(self, epoch: int | None = None) -> CheckpointMetadata:
+        """What a checkpoint of this model says about itself (see :mod:`mrcnn.metadata`)."""
+        return CheckpointMetadata.from_config(
+            self.config,
+            class_names=self.class_names,
+            class_source_ids=self.class_source_ids,
+            epoch=epoch,
+            **self.checkpoint_fields,
+        )
+
     def save_weights(self, filepath: str) -> None:
-        """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically)."""
-        save_weights_h5(self.keras_model, filepath)
+        """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically), with the checkpoint metadata."""
+        save_weights_h5(self.keras_model, filepath, metadata=self.metadata(epoch=self.epoch or None))
+
+    @classmethod
+    def from_checkpoint(
+        cls, filepath: str, mode: str = "inference", model_dir: str = "logs", config_class=None, **overrides
+    ) -> MaskRCNN:
+        """A model built from the config a checkpoint of this package records, with its weights loaded.
+
+        In inference mode the batch is one image (GPU_COUNT = IMAGES_PER_GPU = 1) unless ``overrides`` say
+        otherwise; ``overrides`` are Config settings. ``config_class``: the Config subclass to build (default
+        :class:`Config`). Raises ValueError for a file without metadata (e.g. Matterport's): build that
+        model with its config and call :meth:`load_weights`.
+        """
+        metadata = read_metadata(filepath)
+        if metadata is None or not metadata.config:
+            raise ValueError(
+                f"{filepath} does not record its config (not written by this package): build the model with "
+                "its Config and call load_weights()"
+            )
+        settings = dict(metadata.config)
+        if mode == "inference":
+            settings.update(GPU_COUNT=1, IMAGES_PER_GPU=1)
+        settings.update(overrides)
+        config = (config_class or Config).from_dict(settings)
+        model = cls(mode, config, model_dir)
+        model.load_weights(filepath, by_name=True)
+        return model
 
     def get_imagenet_weights(self) -> str:
         """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
@@ -156,17 +214,7 @@ class MaskRCNN:
 
     def find_last(self) -> str:
         """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""
-        name = self.config.NAME.lower()
-        runs = sorted(d for d in _listdir(self.model_dir) if d.startswith(name))
-        if not runs:
-            raise FileNotFoundError(
-                f"no training run of {name!r} in {self.model_dir!r}: nothing to resume from",
-            )
-        run_dir = os.path.join(self.model_dir, runs[-1])
-        checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
-        if not checkpoints:
-            raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
-        return os.path.join(run_dir, checkpoints[-1])
+        return find_last_checkpoint(self.model_dir, self.config.NAME)
 
     def set_log_dir(self, model_path: str | None = None) -> None:
         """Choose the log folder and checkpoint pattern; continue a run's folder and epoch from its checkpoint."""
@@ -252,8 +300,16 @@ class MaskRCNN:
         with self.strategy.scope():
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+        # The training data names the classes the checkpoints will record (when it fits the model).
+        if len(getattr(train_dataset, "class_info", ())) == config.NUM_CLASSES:
+            self.class_names = [str(c["name"]) for c in train_dataset.class_info]
+            self.class_source_ids = [
+                int(c["id"]) if isinstance(c["id"], int | np.integer) else 0 for c in train_dataset.class_info
+            ]
         callbacks = [
-            CheckpointCallback(self.keras_model, self.checkpoint_path),
+            CheckpointCallback(
+                self.keras_model, self.checkpoint_path, metadata=lambda epoch: self.metadata(epoch)
+            ),
             keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
             keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
         ]
@@ -276,32 +332,12 @@ class MaskRCNN:
     # -- inference -----------------------------------------------------------------------------------------
 
     def mold_inputs(self, images: Sequence[np.ndarray]):
-        """Resize and normalise images for the network.
+        """Resize and normalise images for the network (the image pipeline's :func:`~mrcnn.pipeline.mold_images`).
 
         Returns molded_images [N, H, W, C] float32, image_metas [N, META], windows [N, (y1, x1, y2, x2)] pixels.
         """
-        config = self.config
-        molded_images, image_metas, windows = [], [], []
-        for image in images:
-            molded, window, scale, _, _ = resize_image(
-                image,
-                min_dim=config.IMAGE_MIN_DIM,
-                min_scale=config.IMAGE_MIN_SCALE,
-                max_dim=config.IMAGE_MAX_DIM,
-                mode=config.IMAGE_RESIZE_MODE,
-            )
-            molded_images.append(mold_image(molded, config))
-            windows.append(window)
-            image_metas.append(
-                compose_image_meta(
-                    0, image.shape, molded.shape, window, scale, np.zeros(config.NUM_CLASSES, np.int32)
-                )
-            )
-        return (
-            np.stack(molded_images).astype(np.float32),
-            np.stack(image_metas).astype(np.float32),
-            np.stack(windows),
-        )
+        batch = mold_images(images, self.config)
+        return batch.images, batch.meta_vectors, batch.windows
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
         """Turn one image's detections into Matterport's output in original image coordinates.
@@ -313,27 +349,7 @@ class MaskRCNN:
             window: [y1, x1, y2, x2] pixels in the resized image where the real image is.
         Returns boxes [N, 4] int32 pixels, class_ids [N], scores [N], masks [H, W, N] bool.
         """
-        detections = np.asarray(detections)
-        zero_ix = np.where(detections[:, 4] == 0)[0]
-        n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]
-        boxes = detections[:n, :4]
-        class_ids = detections[:n, 4].astype(np.int32)
-        scores = detections[:n, 5]
-        masks = np.asarray(mrcnn_mask)[:n]
-        if masks.ndim == 4:
-            masks = masks[np.arange(n), :, :, class_ids]
-
-        # Normalized coordinates of the resized image -> normalized coordinates of the window -> pixels.
-        window_n = norm_boxes(np.asarray(window)[None], image_shape[:2])[0]
-        wy1, wx1, wy2, wx2 = window_n
-        shift = np.array([wy1, wx1, wy1, wx1])
-        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-        boxes = denorm_boxes((boxes - shift) / scale, original_image_shape[:2])
-
-        keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
-        boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
-        full_masks = unmold_masks(masks, boxes, original_image_shape[:2])
-        return boxes, class_ids, scores, full_masks
+        return unmold_one_image(detections, mrcnn_mask, original_image_shape, image_shape, window)
 
     def _predict(self, molded_images, image_metas, anchors):
         if self._predict_fn is None:
@@ -371,13 +387,7 @@ class MaskRCNN:
                 print(f"Processing {len(chunk)} images")
                 for image in chunk:
                     log("image", image)
-            molded_images, image_metas, windows = self.mold_inputs(chunk)
-            shapes = {m.shape for m in molded_images}
-            if len(shapes) != 1:
-                raise ValueError("after resizing, images in one batch must have the same size")
-            results.extend(
-                self._detect_molded(molded_images, image_metas, windows, [im.shape for im in chunk])
-            )
+            results.extend(self._detect_batch(mold_images(chunk, self.config)))
         return results
 
     def detect_molded(
@@ -387,23 +397,28 @@ class MaskRCNN:
         if self.mode != "inference":
             raise RuntimeError("create the model in inference mode to detect")
         molded_images = np.asarray(molded_images, np.float32)
-        h, w = molded_images.shape[1:3]
-        windows = np.tile([0, 0, h, w], (len(molded_images), 1))
-        return self._detect_molded(
-            molded_images, np.asarray(image_metas, np.float32), windows, [m.shape for m in molded_images]
-        )
+        image_metas = np.asarray(image_metas, np.float32)
+        # Results in the molded images' own coordinates: the whole image is the window.
+        shape = molded_images.shape[1:]
+        metas = [ImageMeta(0, shape, shape, (0, 0) + shape[:2], 1) for _ in molded_images]
+        return self._detect_batch(MoldedBatch(molded_images, metas), image_metas)
 
-    def _detect_molded(self, molded_images, image_metas, windows, original_shapes) -> list[dict]:
+    def _detect_batch(self, batch: MoldedBatch, meta_vectors: np.ndarray | None = None) -> list[dict]:
+        """Run the network on a molded batch and unmold each image's detections (``meta_vectors``: the
+        network's image_meta input, by default the batch's metas)."""
+        molded_images = batch.images
+        if meta_vectors is None:
+            meta_vectors = batch.meta_vectors
         anchors = self.get_anchors(molded_images.shape[1:])
         anchors = np.broadcast_to(anchors, (len(molded_images), *anchors.shape))
         detections, masks = self._predict(
-            tf.constant(molded_images), tf.constant(image_metas), tf.constant(anchors)
+            tf.constant(molded_images), tf.constant(meta_vectors), tf.constant(anchors)
         )
         detections, masks = detections.numpy(), masks.numpy()
         results = []
-        for i, original_shape in enumerate(original_shapes):
+        for i, meta in enumerate(batch.metas):
             rois, class_ids, scores, full_masks = self.unmold_detections(
-                detections[i], masks[i], original_shape, molded_images[i].shape, windows[i]
+                detections[i], masks[i], meta.original_shape, meta.image_shape, meta.window
             )
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks})
         return results
@@ -440,6 +455,20 @@ class MaskRCNN:
         return {name: np.asarray(v) for (name, _), v in zip(outputs, values)}
 
 
+def find_last_checkpoint(model_dir: str, name: str | None) -> str:
+    """Path of the last checkpoint (``mask_rcnn_*.h5``) of the newest training run of config NAME ``name`` in
+    ``model_dir``. Raises FileNotFoundError saying what is missing."""
+    name = (name or "mrcnn").lower()
+    runs = sorted(d for d in _listdir(model_dir) if d.startswith(name))
+    if not runs:
+        raise FileNotFoundError(f"no training run of {name!r} in {model_dir!r}: nothing to resume from")
+    run_dir = os.path.join(model_dir, runs[-1])
+    checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
+    if not checkpoints:
+        raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
+    return os.path.join(run_dir, checkpoints[-1])
+
+
 def _listdir(path: str) -> list[str]:
     try:
         return os.listdir(path)
@@ -447,8 +476,63 @@ def _listdir(path: str) -> list[str]:
         return []
 
 
+# The rest of Matterport's public names of mrcnn/model.py -> "module:attribute" where each lives now. They are
+# imported on first access (PEP 562), so importing this module loads nothing more for them.
+# mrcnn.matterport_compat holds adapters for those whose signature or meaning differs from ours.
+_COMPAT = "mrcnn.matterport_compat"
+_MATTERPORT_NAMES = {
+    "BatchNorm": "mrcnn.modeling.layers:BatchNorm",
+    "compute_backbone_shapes": "mrcnn.anchors:compute_backbone_shapes",
+    "identity_block": f"{_COMPAT}:identity_block",
+    "conv_block": f"{_COMPAT}:conv_block",
+    "resnet_graph": f"{_COMPAT}:resnet_graph",
+    "apply_box_deltas_graph": "mrcnn.modeling.graph_utils:apply_box_deltas_graph",
+    "clip_boxes_graph": "mrcnn.modeling.graph_utils:clip_boxes_graph",
+    "ProposalLayer": f"{_COMPAT}:ProposalLayer",
+    "log2_graph": f"{_COMPAT}:log2_graph",
+    "PyramidROIAlign": "mrcnn.modeling.roi_align:PyramidROIAlign",
+    "overlaps_graph": "mrcnn.modeling.graph_utils:overlaps_graph",
+    "detection_targets_graph": f"{_COMPAT}:detection_targets_graph",
+    "DetectionTargetLayer": f"{_COMPAT}:DetectionTargetLayer",
+    "refine_detections_graph": f"{_COMPAT}:refine_detections_graph",
+    "DetectionLayer": f"{_COMPAT}:DetectionLayer",
+    "rpn_graph": "mrcnn.modeling.rpn:rpn_graph",
+    "build_rpn_model": "mrcnn.modeling.rpn:build_rpn_model",
+    "fpn_classifier_graph": "mrcnn.modeling.heads:fpn_classifier_graph",
+    "build_fpn_mask_graph": "mrcnn.modeling.heads:build_fpn_mask_graph",
+    "smooth_l1_loss": "mrcnn.modeling.losses:smooth_l1_loss",
+    "rpn_class_loss_graph": "mrcnn.modeling.losses:rpn_class_loss_graph",
+    "rpn_bbox_loss_graph": f"{_COMPAT}:rpn_bbox_loss_graph",
+    "mrcnn_class_loss_graph": "mrcnn.modeling.losses:mrcnn_class_loss_graph",
+    "mrcnn_bbox_loss_graph": "mrcnn.modeling.losses:mrcnn_bbox_loss_graph",
+    "mrcnn_mask_loss_graph": "mrcnn.modeling.losses:mrcnn_mask_loss_graph",
+    "build_detection_targets": "mrcnn.data.ground_truth:build_detection_targets",
+    "generate_random_rois": "mrcnn.data.ground_truth:generate_random_rois",
+    "parse_image_meta_graph": "mrcnn.modeling.graph_utils:parse_image_meta_graph",
+    "trim_zeros_graph": "mrcnn.modeling.graph_utils:trim_zeros_graph",
+    "batch_pack_graph": f"{_COMPAT}:batch_pack_graph",
+    "norm_boxes_graph": "mrcnn.modeling.graph_utils:norm_boxes_graph",
+    "denorm_boxes_graph": "mrcnn.modeling.graph_utils:denorm_boxes_graph",
+}
+
+
+def __getattr__(name: str):
+    target = _MATTERPORT_NAMES.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attribute = target.split(":")
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MATTERPORT_NAMES))
+
+
 __all__ = [
     "MaskRCNN",
+    "find_last_checkpoint",
     "layer_regex",
     "load_image_gt",
     "build_rpn_targets",
@@ -458,4 +542,5 @@ __all__ = [
     "mold_image",
     "unmold_image",
     "log",
+    *_MATTERPORT_NAMES,
 ]

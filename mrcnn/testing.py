@@ -98,9 +98,7 @@ def _batch_norms_from_batch(model: keras.Model):
     unfolded. Everything is put back afterwards."""
     norms = [layer for layer in _all_layers(model) if isinstance(layer, BatchNorm)]
     saved = [(bn, bn.train_bn, bn.trainable, bn.momentum, bn._folded_into) for bn in norms]
-    convs = [
-        (bn.folded_into, bn.folded_into._folded_batch_norm) for bn in norms if bn.folded_into is not None
-    ]
+    convs = [(bn.folded_into(), bn.folded_into()._folded_batch_norm) for bn in norms if bn.folded_into()]
     for conv, _ in convs:
         conv._folded_batch_norm = None
     for bn in norms:

@@ -262,16 +262,21 @@ def global_batch_size(config: Config, strategy: tf.distribute.Strategy) -> int:
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Saves the graph's weights after every epoch as ``checkpoint_path.format(epoch=N)`` (N 1-based)."""
+    """Saves the graph's weights after every epoch as ``checkpoint_path.format(epoch=N)`` (N 1-based).
 
-    def __init__(self, network: keras.Model, checkpoint_path: str, on_save=None):
+    metadata: optional function epoch -> :class:`mrcnn.metadata.CheckpointMetadata` written into each file.
+    """
+
+    def __init__(self, network: keras.Model, checkpoint_path: str, on_save=None, metadata=None):
         super().__init__()
         self.network = network
         self.checkpoint_path = checkpoint_path
         self.on_save = on_save
+        self.metadata = metadata
 
     def on_epoch_end(self, epoch, logs=None):
         path = self.checkpoint_path.format(epoch=epoch + 1)
-        save_weights_h5(self.network, path)  # writes a temporary file, then renames it
+        metadata = self.metadata(epoch + 1) if self.metadata is not None else None
+        save_weights_h5(self.network, path, metadata=metadata)  # writes a temporary file, then renames it
         if self.on_save is not None:
             self.on_save(epoch + 1, path)

@@ -1,8 +1,8 @@
 """Matterport's ``mrcnn.utils`` namespace: ``from mrcnn import utils; utils.compute_iou(...)`` works as there.
 
 Everything is defined in the focused modules (boxes, masks, anchors, images, metrics, download, log) and
-re-exported here. ``batch_slice`` (a TensorFlow helper) is loaded on first use so that importing this module
-does not import TensorFlow.
+re-exported here. ``batch_slice`` and ``box_refinement_graph`` (TensorFlow helpers) are loaded on first use so
+that importing this module does not import TensorFlow.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mrcnn.masks import (
     compute_overlaps_masks,
     expand_mask,
     minimize_mask,
+    mold_mask,
     resize_mask,
     unmold_mask,
     unmold_masks,
@@ -58,6 +59,7 @@ __all__ = [
     "log",
     "minimize_mask",
     "mold_image",
+    "mold_mask",
     "non_max_suppression",
     "norm_boxes",
     "resize",
@@ -69,7 +71,7 @@ __all__ = [
     "unmold_masks",
 ]
 
-_LAZY = {"batch_slice": "mrcnn.modeling.graph_utils"}
+_LAZY = {"batch_slice": "mrcnn.modeling.graph_utils", "box_refinement_graph": "mrcnn.modeling.graph_utils"}
 
 
 def __getattr__(name: str) -> Any:
@@ -79,4 +81,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_LAZY))

@@ -70,6 +70,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from mrcnn.masks import unmold_mask  # noqa: E402
 from mrcnn.metrics import compute_matches  # noqa: E402
 
 __all__ = [
@@ -83,6 +84,8 @@ __all__ = [
     "plot_precision_recall",
     "plot_overlaps",
     "draw_boxes",
+    "draw_rois",
+    "draw_box",
     "display_table",
     "display_weight_stats",
     "plot_training_curves",
@@ -572,6 +575,117 @@ def draw_boxes(
             _draw_mask_outline(ax, mask, color)
     ax.imshow(masked_image.astype(np.uint8), interpolation="nearest")
     return _finish(ax.figure, created, save_path, ax)
+
+
+def _roi_mask(mask: np.ndarray, index: int, class_id: int) -> np.ndarray:
+    """The ``[mh, mw]`` mask of ROI ``index``: ``mask`` is ``[N, mh, mw]`` or class-specific
+    ``[N, mh, mw, NUM_CLASSES]`` (then the channel of the ROI's class)."""
+    roi_mask = np.asarray(mask[index])
+    return roi_mask[:, :, class_id] if roi_mask.ndim == 3 else roi_mask
+
+
+def draw_rois(
+    image: np.ndarray,
+    rois: np.ndarray,
+    refined_rois: np.ndarray,
+    mask: np.ndarray,
+    class_ids: np.ndarray,
+    class_names: Sequence[str],
+    limit: int = 10,
+    ax: Axes | None = None,
+    save_path: str | os.PathLike | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+) -> Axes | str:
+    """Draw training ROIs: each ROI dashed (grey for a background ROI); for each positive ROI also its refined
+    box (solid), a line from the ROI's top-left corner to the refined box's, the class name and the ROI's mask.
+
+    Prints the number of positive and negative ROIs and the positive ratio (over all ROIs), as Matterport.
+
+    Args:
+        image: ``[H, W, 3]``.
+        rois: ``[N, (y1, x1, y2, x2)]`` pixel boxes, e.g. from ``build_detection_targets``.
+        refined_rois: ``[N, 4]`` pixel boxes: the ROIs with their box deltas applied.
+        mask: ``[N, mh, mw]`` masks of the ROIs (probabilities or bool, e.g. 28x28), or class-specific
+            ``[N, mh, mw, NUM_CLASSES]`` (the channel of each ROI's class is drawn); each is resized into its
+            ROI and thresholded at 0.5.
+        class_ids: ``[N]`` int, 0 for a background ROI.
+        class_names: name of each class id.
+        limit: at most this many ROIs are drawn, picked at random when there are more.
+        ax, save_path: as :func:`display_instances`.
+        rng: keyword-only extension: random source for the pick (default numpy's global one, as Matterport).
+
+    Returns:
+        The Axes, or ``save_path``.
+    """
+    rois = np.asarray(rois).reshape(-1, 4)
+    refined_rois = np.asarray(refined_rois).reshape(-1, 4)
+    class_ids = np.asarray(class_ids).reshape(-1).astype(np.int64)
+    n = rois.shape[0]
+    if not (refined_rois.shape[0] == class_ids.shape[0] == len(mask) == n):
+        raise ValueError(
+            f"rois ({n}), refined_rois ({refined_rois.shape[0]}), mask ({len(mask)}) and class_ids "
+            f"({class_ids.shape[0]}) disagree in count"
+        )
+    ids = np.arange(n)
+    if n > limit:
+        ids = (rng.choice if rng is not None else np.random.choice)(ids, limit, replace=False)
+    height, width = np.asarray(image).shape[:2]
+    ax, created = _new_axes(ax, (12, 12))
+    title = f"Showing {len(ids)} random ROIs out of {n}" if n > limit else f"{len(ids)} ROIs"
+    _prepare_image_axes(ax, height, width, title)
+
+    colors = class_colors(np.arange(1, len(ids) + 1))
+    masked_image = _to_rgb_uint8(image).astype(np.float64)
+    for color, i in zip(colors, ids):
+        class_id = int(class_ids[i])
+        ax.add_patch(_box_patch(rois[i], color if class_id else "gray", linewidth=2, linestyle="dashed"))
+        if not class_id:
+            continue
+        ax.add_patch(_box_patch(refined_rois[i], color, linewidth=2))
+        ax.plot(
+            [rois[i][1] - 0.5, refined_rois[i][1] - 0.5],
+            [rois[i][0] - 0.5, refined_rois[i][0] - 0.5],
+            color=color,
+            linewidth=1,
+        )
+        name = class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+        _caption(ax, refined_rois[i][1] - 0.5, refined_rois[i][0] - 0.5, name, color)
+        roi_mask = unmold_mask(_roi_mask(mask, i, class_id), rois[i][:4].astype(np.int32), (height, width))
+        apply_mask(masked_image, roi_mask, color)
+    ax.imshow(masked_image.astype(np.uint8), interpolation="nearest")
+
+    positives = int(np.sum(class_ids > 0))
+    print("Positive ROIs: ", positives)
+    print("Negative ROIs: ", int(np.sum(class_ids == 0)))
+    print(f"Positive Ratio: {positives / max(n, 1):.2f}")
+    return _finish(ax.figure, created, save_path, ax)
+
+
+def _line(start: int, stop: int) -> slice:
+    """Rows or columns start..stop-1, the part at negative indices dropped (not wrapped around)."""
+    return slice(max(start, 0), max(stop, 0))
+
+
+def draw_box(image: np.ndarray, box: Sequence[int], color: Sequence[int]) -> np.ndarray:
+    """Paint a box outline, 2 pixels wide, into the image array and return it (changed in place, as Matterport).
+
+    Args:
+        image: ``[H, W, C]`` array.
+        box: ``(y1, x1, y2, x2)`` int pixels, y2/x2 exclusive.
+        color: the value to paint, one per channel (e.g. RGB 0..255 for a uint8 image).
+
+    Painted: rows y1, y1+1 and y2, y2+1 over columns x1..x2-1, and columns x1, x1+1 and x2, x2+1 over rows
+    y1..y2-1 (Matterport's pixels: the bottom and right lines lie just outside the box). Parts outside the
+    image are left out.
+    """
+    y1, x1, y2, x2 = (int(v) for v in np.asarray(box).reshape(-1)[:4])
+    color = np.asarray(color)
+    image[_line(y1, y1 + 2), _line(x1, x2)] = color
+    image[_line(y2, y2 + 2), _line(x1, x2)] = color
+    image[_line(y1, y2), _line(x1, x1 + 2)] = color
+    image[_line(y1, y2), _line(x2, x2 + 2)] = color
+    return image
 
 
 # ----------------------------------------------------------------------------------------------------------

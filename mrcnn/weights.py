@@ -18,10 +18,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import h5py
-import keras
 import numpy as np
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when weights are read into or written from a model
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class LoadReport:
 
 def _leaf_weights(layer) -> list[tuple[str, keras.Variable]]:
     """(``<leaf layer>/<weight>:0``, variable) of a nested model, recursively, deduplicated."""
+    import keras
+
     out, seen = [], set()
     for sub in layer.layers:
         pairs = (
@@ -81,6 +86,8 @@ def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str,
     A nested ``keras.Model`` (``rpn_model``) is one group named after it, holding its sublayers' weights as
     ``<sublayer>/<weight>:0``; any other layer gives ``<layer>/<weight>:0``.
     """
+    import keras
+
     groups = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -95,7 +102,9 @@ def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str,
 # --- HDF5 attribute helpers ---------------------------------------------------------------------------
 
 
-def _write_name_list(group: h5py.Group, name: str, values: list[str]) -> None:
+def write_name_list(group: h5py.Group, name: str, values: list[str]) -> None:
+    """Write ``values`` as a bytes-array attribute ``name`` of ``group``, split into ``name0``, ``name1``, ...
+    when longer than an HDF5 object header holds (as Keras 2 does)."""
     data = np.array([v.encode("utf8") for v in values], dtype=f"S{max([len(v) for v in values] + [1])}")
     num_chunks = 1
     while data.nbytes / num_chunks > _HDF5_OBJECT_HEADER_LIMIT:
@@ -107,7 +116,7 @@ def _write_name_list(group: h5py.Group, name: str, values: list[str]) -> None:
             group.attrs[f"{name}{i}"] = chunk
 
 
-def _read_name_list(group: h5py.Group, name: str) -> list[str] | None:
+def read_name_list(group: h5py.Group, name: str) -> list[str] | None:
     """The attribute as a list of str (also chunked ``name0``, ``name1``, ...); None when absent."""
     if name in group.attrs:
         chunks = [group.attrs[name]]
@@ -140,26 +149,33 @@ def _file_value(value: np.ndarray) -> np.ndarray:
     return value
 
 
-def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> None:
+def save_weights_h5(model: keras.Model, path: str | os.PathLike, metadata=None) -> None:
     """Write ``model``'s weights to ``path`` in the Keras-2 HDF5 layout (as Matterport's files).
 
     Every top-level layer gets a group (empty ``weight_names`` for layers without weights); floating weights
-    are written as float32 whatever the model's precision. The file is
-    written to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
+    are written as float32 whatever the model's precision, so a file loads into a model of any precision.
+    ``metadata``: a :class:`mrcnn.metadata.CheckpointMetadata` written as root attributes. The file is written
+    to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
     """
+    import keras
+
     path = os.fspath(path)
     tmp_path = path + ".tmp"
     groups = dict(weighted_layer_groups(model))
     try:
         with h5py.File(tmp_path, "w") as f:
             layer_names = [layer.name for layer in model.layers]
-            _write_name_list(f, "layer_names", layer_names)
+            write_name_list(f, "layer_names", layer_names)
             f.attrs["backend"] = b"tensorflow"
             f.attrs["keras_version"] = str(keras.__version__).encode("utf8")
+            if metadata is not None:
+                from mrcnn.metadata import write_metadata
+
+                write_metadata(f, metadata)
             for layer_name in layer_names:
                 g = f.create_group(layer_name)
                 weights = groups.get(layer_name, [])
-                _write_name_list(g, "weight_names", [name for name, _ in weights])
+                write_name_list(g, "weight_names", [name for name, _ in weights])
                 for name, w in weights:
                     g.create_dataset(name, data=_file_value(keras.ops.convert_to_numpy(w)))
         os.replace(tmp_path, path)
@@ -172,7 +188,10 @@ def save_weights_h5(model: keras.Model, path: str | os.PathLike) -> None:
 # --- reading -------------------------------------------------------------------------------------------
 
 
-def _open(path: str) -> h5py.File:
+def open_weights_file(path: str) -> h5py.File:
+    """Open a weights file for reading; FileNotFoundError / IsADirectoryError / WeightsFileError say why not."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"Weights path {path} is a folder; pass a .h5 file inside it")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Weights file not found: {path}")
     try:
@@ -183,9 +202,9 @@ def _open(path: str) -> h5py.File:
 
 def _weights_root(f: h5py.File, path: str) -> h5py.Group:
     """The group holding ``layer_names``: the root, or ``model_weights`` of a full-model save."""
-    if _read_name_list(f, "layer_names") is not None:
+    if read_name_list(f, "layer_names") is not None:
         return f
-    if "model_weights" in f and _read_name_list(f["model_weights"], "layer_names") is not None:
+    if "model_weights" in f and read_name_list(f["model_weights"], "layer_names") is not None:
         return f["model_weights"]
     raise WeightsFileError(f"Not a Keras-2 HDF5 weights file (no 'layer_names' attribute): {path}")
 
@@ -193,10 +212,10 @@ def _weights_root(f: h5py.File, path: str) -> h5py.Group:
 def _file_groups(root: h5py.Group, path: str) -> list[tuple[str, list[tuple[str, h5py.Dataset]]]]:
     """[(layer name, [(weight name, dataset)])] for every layer listed in the file, in file order."""
     out = []
-    for layer_name in _read_name_list(root, "layer_names"):
+    for layer_name in read_name_list(root, "layer_names"):
         try:
             g = root[layer_name]
-            names = _read_name_list(g, "weight_names") or []
+            names = read_name_list(g, "weight_names") or []
             out.append((layer_name, [(n, g[n]) for n in names]))
         except KeyError as e:
             raise WeightsFileError(f"Corrupt weights file {path}: layer {layer_name!r}: {e}") from e
@@ -206,7 +225,7 @@ def _file_groups(root: h5py.Group, path: str) -> list[tuple[str, list[tuple[str,
 def read_layout(path: str | os.PathLike) -> list[tuple[str, str, tuple[int, ...]]]:
     """[(group, weight name, shape)] of every weight in the file, in file order (the reference TSV's rows)."""
     path = os.fspath(path)
-    with _open(path) as f:
+    with open_weights_file(path) as f:
         root = _weights_root(f, path)
         return [
             (layer, name, tuple(int(d) for d in ds.shape))
@@ -256,7 +275,7 @@ def load_weights_h5(
     report = LoadReport(path=path)
     model_groups = weighted_layer_groups(model)
 
-    with _open(path) as f:
+    with open_weights_file(path) as f:
         root = _weights_root(f, path)
         file_groups = [(name, w) for name, w in _file_groups(root, path) if w]
         pairs = []  # (layer name, file weights, model weights)

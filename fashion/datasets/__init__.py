@@ -6,6 +6,12 @@ import glob
 import os
 from typing import Any
 
+from fashion.datasets.attributes import (
+    AttributeSelectionError,
+    AttributeSpace,
+    build_attribute_space,
+    resolve_attributes,
+)
 from fashion.datasets.balance import cap_per_class, oversample, split
 from fashion.datasets.base import FashionDataset, WarningCounter
 from fashion.datasets.coco import CocoFashionDataset, FashionpediaDataset
@@ -16,16 +22,20 @@ FORMATS = ("imaterialist", "fashionpedia", "coco", "deepfashion2")
 
 __all__ = [
     "FORMATS",
+    "AttributeSelectionError",
+    "AttributeSpace",
     "CocoFashionDataset",
     "DeepFashion2Dataset",
     "FashionDataset",
     "FashionpediaDataset",
     "IMaterialistDataset",
     "WarningCounter",
+    "build_attribute_space",
     "cap_per_class",
     "find_coco_files",
     "load_dataset",
     "oversample",
+    "resolve_attributes",
     "split",
 ]
 

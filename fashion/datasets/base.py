@@ -9,6 +9,11 @@ arrays, compressed RLE) and decodes masks in :meth:`FashionDataset.load_mask`. E
     categories: [N] int32 source category ids of the image's instances (only selected classes).
     attributes: N per-instance attribute records (tuples of attribute ids, or dicts for DeepFashion2).
 
+Garment attributes (iMaterialist, Fashionpedia) map to one index space per dataset,
+:attr:`FashionDataset.attribute_space` (see :mod:`fashion.datasets.attributes`); ``select_attributes``
+restricts it (``--attributes``) and ``load_attribute_targets`` gives per-instance multi-hot rows and their
+labelled mask in ``load_mask``'s instance order.
+
 ``max_dim`` shrinks images whose longer side exceeds it as they are loaded, and each instance mask is decoded
 at full size and shrunk at once, so at most one full-size mask exists at a time (iMaterialist images go up to
 10,717 x 6,824 pixels: 73 MB per full-size bool mask). With square resizing the model never sees more than
@@ -28,6 +33,12 @@ from typing import Any
 import numpy as np
 
 from fashion.categories import Category, resolve_classes
+from fashion.datasets.attributes import (
+    AttributeSpace,
+    build_attribute_space,
+    empty_attribute_space,
+    resolve_attributes,
+)
 from mrcnn.data.dataset import Dataset, ImageLoadError, MissingImageError
 
 logger = logging.getLogger("fashion.datasets")
@@ -100,6 +111,10 @@ class FashionDataset(Dataset):
     """
 
     SOURCE = "fashion"
+    #: Whether the per-instance attribute records are garment attributes (False: DeepFashion2's dicts).
+    GARMENT_ATTRIBUTES = True
+    #: Whether an instance without any attribute is unlabelled rather than "none of them" (iMaterialist).
+    EMPTY_ATTRIBUTES_UNLABELLED = False
 
     def __init__(
         self, class_map: Any = None, max_dim: int | None = None, skip_unreadable: bool = False
@@ -112,6 +127,11 @@ class FashionDataset(Dataset):
         self.categories: list[Category] = []
         self.selected: list[Category] = []
         self.attribute_names: dict[int, str] = {}
+        self.attribute_supercategories: dict[int, str] = {}
+        # {(source category id, source attribute id): instances}, over the whole annotation file.
+        self.attribute_cooccurrence: Counter[tuple[int, int]] = Counter()
+        self.attribute_selection: Any = "all"
+        self._attribute_spaces: dict[str, AttributeSpace] = {}
         self._internal_ids: dict[int, int] = {}
         self.unreadable: set[int] = set()
 
@@ -123,6 +143,7 @@ class FashionDataset(Dataset):
         """
         self.categories = list(categories)
         self.selected = resolve_classes(classes, self.categories)
+        self._attribute_spaces = {}
         for cat in self.selected:
             self.add_class(self.SOURCE, cat.id, cat.name)
         self._internal_ids = {}
@@ -157,6 +178,73 @@ class FashionDataset(Dataset):
             for c in self.image_class_ids(image_id).tolist():
                 counts[c] += 1
         return counts
+
+    # ----------------------------------------------------------------- attributes
+    def count_attributes(self, source_category_id: int, attribute_ids: Iterable[int]) -> None:
+        """Loaders call this for every instance of the annotation file (any class, any image): it feeds the
+        annotated rule of :mod:`fashion.datasets.attributes`."""
+        for a in set(attribute_ids):
+            self.attribute_cooccurrence[(int(source_category_id), int(a))] += 1
+
+    def _class_source_ids(self) -> list[int | None]:
+        return [info["id"] if info["source"] == self.SOURCE else None for info in self.class_info]
+
+    @property
+    def full_attribute_space(self) -> AttributeSpace:
+        """Every attribute of the dataset (before ``select_attributes``), model classes as registered."""
+        if "full" not in self._attribute_spaces:
+            if not self.GARMENT_ATTRIBUTES:
+                space = empty_attribute_space(len(self.class_info))
+            else:
+                listed = self.attribute_names or {a: str(a) for _, a in sorted(self.attribute_cooccurrence)}
+                attributes = [(a, n, self.attribute_supercategories.get(a, "")) for a, n in listed.items()]
+                space = build_attribute_space(
+                    attributes,
+                    self._class_source_ids(),
+                    self.attribute_cooccurrence,
+                    empty_is_unlabelled=self.EMPTY_ATTRIBUTES_UNLABELLED,
+                )
+            self._attribute_spaces["full"] = space
+        return self._attribute_spaces["full"]
+
+    @property
+    def attribute_space(self) -> AttributeSpace:
+        """The selected attributes (``select_attributes``; all by default): NUM_ATTRIBUTES is its length."""
+        key = repr(self.attribute_selection)
+        if key not in self._attribute_spaces:
+            self._attribute_spaces[key] = resolve_attributes(
+                self.attribute_selection, self.full_attribute_space
+            )
+        return self._attribute_spaces[key]
+
+    def select_attributes(self, spec: Any) -> AttributeSpace:
+        """Restricts :attr:`attribute_space` to ``spec`` ("all", "none", or names/ids separated by ';');
+        raises AttributeSelectionError naming ``--attributes`` for unknown ones. Returns the space."""
+        space = resolve_attributes(spec, self.full_attribute_space)
+        self.attribute_selection = spec
+        self._attribute_spaces[repr(spec)] = space
+        return space
+
+    def attribute_targets(
+        self, class_ids: np.ndarray, records: Sequence[Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Multi-hot targets ``[N, A]`` float32 and their labelled mask ``[N, A]`` float32 (1 = labelled) of
+        instances with ``class_ids [N]`` (negative: crowd, weight 0) and attribute ``records`` (as
+        :meth:`load_mask_and_attributes` returns them)."""
+        space = self.attribute_space
+        if not self.GARMENT_ATTRIBUTES:
+            records = [()] * len(records)
+        records = [tuple(r) for r in records]
+        return space.multi_hot_rows(records), space.instance_weights(class_ids, records)
+
+    def load_attribute_targets(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(multi_hot ``[N, A]`` float32, labelled ``[N, A]`` float32) aligned with :meth:`load_mask`."""
+        _, class_ids, records = self.load_mask_and_attributes(image_id)
+        return self.attribute_targets(class_ids, records)
+
+    def load_attributes_multi_hot(self, image_id: int) -> np.ndarray:
+        """``[N, A]`` float32 multi-hot attributes of :meth:`load_mask`'s instances (A = NUM_ATTRIBUTES)."""
+        return self.load_attribute_targets(image_id)[0]
 
     # ----------------------------------------------------------------- images
     def original_size(self, image_id: int) -> tuple[int, int]:

@@ -77,10 +77,15 @@ class CocoFashionDataset(FashionDataset):
             for c in sorted(coco.dataset["categories"], key=lambda c: c["id"])
         ]
         self.attribute_names = {int(a["id"]): str(a["name"]) for a in coco.dataset.get("attributes", [])}
+        self.attribute_supercategories = {
+            int(a["id"]): str(a.get("supercategory", "")) for a in coco.dataset.get("attributes", [])
+        }
         self.register_classes(categories, classes)
         known = {c.id for c in categories}
 
         for ann in coco.dataset["annotations"]:
+            if ann.get("category_id") in known and not ann.get("iscrowd", 0):
+                self.count_attributes(ann["category_id"], _attribute_ids(ann))
             if ann.get("image_id") not in coco.imgs:
                 self.warnings.warn(
                     "unknown_image",
@@ -153,8 +158,7 @@ class CocoFashionDataset(FashionDataset):
                 "bad_segmentation", f"{where}: annotation {ann_id} has no segmentation; skipped"
             )
             return None
-        attrs = tuple(int(a) for a in ann.get("attribute_ids", []) or [])
-        return cat, handle, crowd, attrs, ann_id
+        return cat, handle, crowd, _attribute_ids(ann), ann_id
 
     def iter_instance_masks(self, image_id: int, height: int, width: int) -> Iterator[np.ndarray | None]:
         info = self.image_info[image_id]
@@ -187,6 +191,10 @@ class FashionpediaDataset(CocoFashionDataset):
     ) -> None:
         """See :meth:`CocoFashionDataset.load_coco_json`."""
         self.load_coco_json(annotation_file, image_dir, classes=classes, **kwargs)
+
+
+def _attribute_ids(ann: dict) -> tuple[int, ...]:
+    return tuple(int(a) for a in ann.get("attribute_ids", []) or [])
 
 
 def _compress_rle(seg: dict) -> dict:

@@ -43,6 +43,9 @@ class DeepFashion2Dataset(FashionDataset):
     """DeepFashion2's 13 categories (source ``"deepfashion2"``); each instance keeps a dict of attributes."""
 
     SOURCE = "deepfashion2"
+    # style/scale/occlusion/zoom_in/viewpoint describe the photo and the shop-consumer pairing, not the
+    # garment: DeepFashion2 has no garment attribute space.
+    GARMENT_ATTRIBUTES = False
 
     def load_deepfashion2(
         self,

@@ -42,6 +42,15 @@ def read_label_descriptions(path: str) -> tuple[list[Category], dict[int, str]]:
 
     Raises ValueError naming the file when it is not JSON or has no categories.
     """
+    categories, attributes, _ = read_label_descriptions_full(path)
+    return categories, attributes
+
+
+def read_label_descriptions_full(path: str) -> tuple[list[Category], dict[int, str], dict[int, str]]:
+    """Categories, {attribute id: name} and {attribute id: supercategory} from a ``label_descriptions.json``.
+
+    Raises ValueError naming the file when it is not JSON or has no categories.
+    """
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -52,7 +61,8 @@ def read_label_descriptions(path: str) -> tuple[list[Category], dict[int, str]]:
         raise ValueError(f"{path}: no 'categories' list")
     categories = [Category(int(c["id"]), str(c["name"]), str(c.get("supercategory", ""))) for c in cats]
     attributes = {int(a["id"]): str(a["name"]) for a in data.get("attributes", [])}
-    return categories, attributes
+    supercategories = {int(a["id"]): str(a.get("supercategory", "")) for a in data.get("attributes", [])}
+    return categories, attributes, supercategories
 
 
 def parse_class_id(text: str) -> tuple[int, tuple[int, ...]]:
@@ -71,6 +81,8 @@ class IMaterialistDataset(FashionDataset):
     """
 
     SOURCE = "imaterialist"
+    # The 2019 file labels attributes on part of the segments only: a bare ClassId is "unlabelled".
+    EMPTY_ATTRIBUTES_UNLABELLED = True
 
     def load_imaterialist(
         self,
@@ -93,7 +105,9 @@ class IMaterialistDataset(FashionDataset):
         labels_path = os.path.join(dataset_dir, labels_name)
         image_dir = image_dir or os.path.join(dataset_dir, "train")
         if os.path.exists(labels_path):
-            categories, self.attribute_names = read_label_descriptions(labels_path)
+            categories, self.attribute_names, self.attribute_supercategories = read_label_descriptions_full(
+                labels_path
+            )
         else:
             logger.warning("%s not found: using the built-in 46 iMaterialist 2019 categories", labels_path)
             categories, self.attribute_names = list(IMATERIALIST_CATEGORIES), {}
@@ -105,6 +119,7 @@ class IMaterialistDataset(FashionDataset):
 
         images: dict[str, dict[str, Any]] = {}
         for row in self._rows(self.csv_path, known_categories):
+            self.count_attributes(row["category"], row["attributes"])
             entry = images.setdefault(row["image"], {"size": row["size"], "segs": [], "line": row["line"]})
             if row["category"] not in self._internal_ids:
                 self.stats["segments_dropped_by_class"] += 1

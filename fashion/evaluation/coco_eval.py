@@ -42,6 +42,7 @@ __all__ = [
     "per_class_ap",
     "summarize",
     "coco_evaluate",
+    "precision_recall_curves",
 ]
 
 #: Names of ``COCOeval.stats`` (iouType 'bbox' or 'segm', default maxDets 1/10/100), in order.
@@ -264,4 +265,19 @@ def summarize(coco_gt: COCO, results: list[dict], iou_type: str, class_names: Se
     names = {c: str(class_names[c]) for c in range(1, len(class_names))}
     out["per_class_AP"] = {names[c]: ap for c, ap in per_class_ap(evaluator).items()}
     out["per_class_AP50"] = {names[c]: ap for c, ap in per_class_ap(evaluator, 0.5).items()}
+    out["pr_curve_iou50"] = precision_recall_curves(evaluator, names)
     return out
+
+
+def precision_recall_curves(evaluator: COCOeval, names: Mapping[int, str], iou: float = 0.5) -> dict:
+    """Per-class precision at COCO's 101 recall thresholds, IoU ``iou``, area "all", the largest maxDets,
+    from an accumulated ``COCOeval``: ``{"iou", "recall": [101], "precision": {name: [101]}}`` (-1 entries
+    where a class has no ground truth)."""
+    params = evaluator.params
+    t = int(np.argmin(np.abs(params.iouThrs - iou)))
+    precision = evaluator.eval["precision"][t, :, :, 0, -1]
+    return {
+        "iou": float(params.iouThrs[t]),
+        "recall": [float(r) for r in params.recThrs],
+        "precision": {names[int(c)]: precision[:, k].tolist() for k, c in enumerate(params.catIds)},
+    }

@@ -19,7 +19,17 @@ What is computed (see :mod:`fashion.evaluation.metrics` for the definitions):
 - ``pixel``: thesis 003's pixel accuracy/precision/recall/F1 of the semantic label maps, from the confusion
   matrix summed over images (images with masks).
 - ``speed``: mean inference seconds over the images given a timing, and thesis 001's speed score.
+- ``instance_confusion``: ``[num_classes, num_classes]`` counts of detections matched to ground truth at
+  ``iou_threshold`` regardless of class: row = true class, column = predicted class; row 0 counts false
+  detections (no ground truth), column 0 missed ground truth.
 - ``trade_off_score``: TO = classification + segmentation - speed score (None when a part is missing).
+- ``attributes`` (when the report has an attribute space, the ground truth gives ``attribute_ids`` and the
+  predictions give attributes): per-attribute AP, mAP and micro/macro F1 of matched instances
+  (:mod:`fashion.evaluation.attributes`); ``fashionpedia``: Fashionpedia's AP at mask IoU and attribute F1
+  thresholds. Ground truth: ``attribute_ids``, per instance the source attribute ids (tuples, as the
+  datasets' ``load_mask_and_attributes`` gives them). Predictions: ``attributes [P, A]`` scores in the
+  space's order (``detect()``) and/or ``attribute_ids`` (per detection the predicted source ids, as in a
+  results file) with optional ``attribute_scores`` (per detection ``{source id: score}``).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion.evaluation import attributes as am
 from fashion.evaluation import coco_eval
 from fashion.evaluation import metrics as m
 from mrcnn.boxes import extract_bboxes
@@ -49,10 +60,22 @@ class EvaluationReport:
         iou_threshold: mask IoU threshold of mAP and F1 (thesis 001: 0.5).
         coco: compute pycocotools AP.
         pixel: compute pixel-level metrics.
+        attribute_space: the evaluated attributes (a :class:`fashion.datasets.AttributeSpace`, usually the
+            dataset's selected ``attribute_space``), or None for no attribute metrics.
+        full_attribute_space: the dataset's full space, whose size and annotated classes Fashionpedia's AP
+            uses (default: ``attribute_space``).
+        attribute_threshold: a detection predicts an attribute whose score is at least this.
     """
 
     def __init__(
-        self, class_names: Sequence[str], iou_threshold: float = 0.5, coco: bool = True, pixel: bool = True
+        self,
+        class_names: Sequence[str],
+        iou_threshold: float = 0.5,
+        coco: bool = True,
+        pixel: bool = True,
+        attribute_space=None,
+        full_attribute_space=None,
+        attribute_threshold: float = 0.5,
     ) -> None:
         if len(class_names) < 2:
             raise ValueError("class_names needs the background and at least one class")
@@ -65,9 +88,17 @@ class EvaluationReport:
         self._labels_true: list[np.ndarray] = []
         self._labels_pred: list[np.ndarray] = []
         self._confusion = np.zeros([self.num_classes, self.num_classes], dtype=np.int64)
+        # Instances matched regardless of class: [gt class, predicted class], 0 = none (missed / false).
+        self._instance_confusion = np.zeros([self.num_classes, self.num_classes], dtype=np.int64)
         self._coco_images: list[dict] = []
         self._coco_annotations: list[dict] = []
         self._coco_results: dict[str, list[dict]] = {"bbox": [], "segm": []}
+        space = attribute_space if attribute_space is not None and len(attribute_space) else None
+        self.attribute_space = space
+        self.full_attribute_space = full_attribute_space if full_attribute_space is not None else space
+        self.attribute_threshold = float(attribute_threshold)
+        self._attribute_rows: list[tuple[np.ndarray, ...]] = []
+        self._attribute_images = 0  # images whose ground truth and predictions both had attributes
 
     def __len__(self) -> int:
         return len(self.records)
@@ -136,18 +167,95 @@ class EvaluationReport:
             gt_map = m.label_map(gt_ids, gt_masks)
             pred_map = m.label_map(pred_ids, pred_masks, scores)
             self._confusion += m.pixel_confusion_matrix(gt_map, pred_map, self.num_classes)
+        self._count_instance_confusion(*args)
+        attributes = self._attributes_of(gt, gt_ids, pred, pred_ids.size)
+        if attributes is not None:
+            self._add_attribute_rows(args, attributes)
         if self.use_coco:
             image, annotations = coco_eval.coco_image_gt(gt, index + 1, len(self._coco_annotations) + 1)
             self._coco_images.append(image)
-            self._coco_annotations.extend(annotations)
             detections = {**pred, "class_ids": pred_ids, "scores": scores, "masks": pred_masks}
             if detections.get("rois") is None:
                 detections["rois"] = extract_bboxes(pred_masks)
-            for iou_type in ("bbox", "segm"):
-                self._coco_results[iou_type].extend(
-                    coco_eval.coco_image_results(detections, index + 1, iou_type)
-                )
+            results = {t: coco_eval.coco_image_results(detections, index + 1, t) for t in ("bbox", "segm")}
+            if attributes is not None:
+                for annotation, ids in zip(annotations, attributes["gt_ids"]):
+                    annotation["attribute_ids"] = list(ids)
+                for result, ids in zip(results["segm"], attributes["pred_ids"]):
+                    result["attribute_ids"] = list(ids)
+            self._coco_annotations.extend(annotations)
+            for iou_type, entries in results.items():
+                self._coco_results[iou_type].extend(entries)
         return out
+
+    def _count_instance_confusion(self, gt_ids, gt_masks, pred_ids, scores, pred_masks) -> None:
+        """Class-agnostic greedy matching at ``iou_threshold``: which class each found garment was given."""
+        order = np.argsort(-scores, kind="stable")
+        ious = m.mask_ious(pred_masks[..., order], gt_masks)
+        pred_match, gt_match = m.greedy_match(
+            ious, np.zeros(pred_ids.size, int), np.zeros(gt_ids.size, int), self.iou_threshold
+        )
+        for i, j in enumerate(pred_match.tolist()):
+            self._instance_confusion[gt_ids[j] if j >= 0 else 0, pred_ids[order[i]]] += 1
+        for j in np.flatnonzero(gt_match < 0):
+            self._instance_confusion[gt_ids[j], 0] += 1
+
+    def _attributes_of(self, gt: Mapping, gt_ids: np.ndarray, pred: Mapping, n_pred: int) -> dict | None:
+        """The image's attributes in the evaluated space, or None when the report has no space or the ground
+        truth or the predictions carry none."""
+        space = self.attribute_space
+        if space is None or gt.get("attribute_ids") is None:
+            return None
+        if pred.get("attributes") is None and pred.get("attribute_ids") is None:
+            return None
+        gt_records = [tuple(int(a) for a in r) for r in gt["attribute_ids"]]
+        if len(gt_records) != gt_ids.size:
+            raise ValueError(f"{len(gt_records)} attribute records for {gt_ids.size} ground-truth instances")
+        if pred.get("attributes") is not None:
+            pred_scores = np.asarray(pred["attributes"], dtype=np.float64).reshape(n_pred, -1)
+            if pred_scores.shape[1] != len(space):
+                raise ValueError(
+                    f"predicted attributes have {pred_scores.shape[1]} columns but the attribute space has "
+                    f"{len(space)}"
+                )
+        else:
+            pred_scores = None
+        if pred.get("attribute_ids") is not None:
+            pred_records = [tuple(int(a) for a in r) for r in pred["attribute_ids"]]
+            if len(pred_records) != n_pred:
+                raise ValueError(f"{len(pred_records)} attribute lists for {n_pred} detections")
+            pred_labels = space.multi_hot_rows(pred_records).astype(bool).reshape(n_pred, len(space))
+            if pred_scores is None:
+                pred_scores = pred_labels.astype(np.float64)
+                for k, given in enumerate(pred.get("attribute_scores") or [None] * n_pred):
+                    for source_id, score in (given or {}).items():
+                        if space.contains(int(source_id)):
+                            pred_scores[k, space.index_of(int(source_id))] = float(score)
+        else:
+            pred_labels = pred_scores >= self.attribute_threshold
+            source_ids = np.asarray(space.source_ids)
+            pred_records = [tuple(source_ids[row].tolist()) for row in pred_labels]
+        self._attribute_images += 1
+        return {
+            "gt_ids": gt_records,
+            "gt_labels": space.multi_hot_rows(gt_records).astype(bool).reshape(gt_ids.size, len(space)),
+            "gt_weights": space.instance_weights(gt_ids, gt_records).reshape(gt_ids.size, len(space)),
+            "pred_ids": pred_records,
+            "pred_scores": pred_scores,
+            "pred_labels": pred_labels,
+        }
+
+    def _add_attribute_rows(self, args: tuple, attributes: dict) -> None:
+        pairs = am.match_instances(*args, iou_threshold=self.iou_threshold)
+        for p, g in pairs:
+            self._attribute_rows.append(
+                (
+                    attributes["pred_scores"][p],
+                    attributes["pred_labels"][p],
+                    attributes["gt_labels"][g],
+                    attributes["gt_weights"][g],
+                )
+            )
 
     def compute(self) -> dict:
         """All metrics of the images added so far (the structure is in the module docstring)."""
@@ -185,6 +293,9 @@ class EvaluationReport:
             "pixel": self._pixel() if with_masks and self.use_pixel else None,
             "speed": speed,
             "trade_off_score": trade_off,
+            "instance_confusion": self._instance_confusion.tolist() if with_masks else None,
+            "attributes": self._attributes() if self._attribute_images else None,
+            "fashionpedia": self._fashionpedia() if self._attribute_images and self.use_coco else None,
             "per_image": [dict(r) for r in self.records],
         }
 
@@ -223,6 +334,27 @@ class EvaluationReport:
             for iou_type, results in self._coco_results.items()
         }
 
+    def _attributes(self) -> dict:
+        space = self.attribute_space
+        a = len(space)
+        rows = self._attribute_rows
+        stacked = [np.stack([r[i] for r in rows]) if rows else np.zeros([0, a]) for i in range(4)]
+        result = am.attribute_metrics(*stacked, space.names, threshold=self.attribute_threshold)
+        result["num_images"] = self._attribute_images
+        result["source_ids"] = list(space.source_ids)
+        return result
+
+    def _fashionpedia(self) -> dict:
+        coco_gt = coco_eval.coco_gt_from_annotations(
+            self._coco_images, self._coco_annotations, self.class_names
+        )
+        # Fresh copies: pycocotools' loadRes (already run by _coco) adds bbox/area/id to the dicts it loads.
+        added = ("bbox", "area", "id", "iscrowd")
+        results = [{k: v for k, v in r.items() if k not in added} for r in self._coco_results["segm"]]
+        coco_dt = coco_eval.results_to_coco(coco_gt, results, "segm")
+        full = self.full_attribute_space
+        return am.fashionpedia_eval(coco_gt, coco_dt, full.annotated_classes(), len(full))
+
     def _pixel(self) -> dict:
         result = m.pixel_metrics(self._confusion)
         per_class = result.pop("per_class")
@@ -246,6 +378,9 @@ def evaluate_predictions(
     iou_threshold: float = 0.5,
     coco: bool = True,
     pixel: bool = True,
+    attribute_space=None,
+    full_attribute_space=None,
+    attribute_threshold: float = 0.5,
 ) -> dict:
     """Evaluate predictions against ground truth over a set of images.
 
@@ -254,7 +389,8 @@ def evaluate_predictions(
         preds: per-image ``detect()`` dicts, same order.
         class_names: names indexed by class id, background first.
         timings: per-image inference seconds (same order), or None.
-        iou_threshold, coco, pixel: see :class:`EvaluationReport`.
+        iou_threshold, coco, pixel, attribute_space, full_attribute_space, attribute_threshold: see
+            :class:`EvaluationReport`.
 
     Returns:
         :meth:`EvaluationReport.compute`'s dict.
@@ -263,7 +399,15 @@ def evaluate_predictions(
         raise ValueError(f"{len(gts)} ground-truth images but {len(preds)} predictions")
     if timings is not None and len(timings) != len(gts):
         raise ValueError(f"{len(timings)} timings for {len(gts)} images")
-    report = EvaluationReport(class_names, iou_threshold=iou_threshold, coco=coco, pixel=pixel)
+    report = EvaluationReport(
+        class_names,
+        iou_threshold=iou_threshold,
+        coco=coco,
+        pixel=pixel,
+        attribute_space=attribute_space,
+        full_attribute_space=full_attribute_space,
+        attribute_threshold=attribute_threshold,
+    )
     for i, (gt, pred) in enumerate(zip(gts, preds)):
         report.add(gt, pred, None if timings is None else timings[i])
     return report.compute()
@@ -333,6 +477,35 @@ def format_table(result: Mapping) -> str:
                 ),
             ],
         )
+    attrs = result.get("attributes")
+    if attrs is not None:
+        iou = result.get("iou_threshold", 0.5)
+        section(
+            f"Attributes of matched instances (mask IoU {iou:g}, score >= {_fmt(attrs.get('threshold'))})",
+            [
+                ("Matched instances", str(attrs["num_matched"])),
+                ("Attribute mAP (mean per-attribute AP)", _fmt(attrs["mAP"])),
+                ("Micro F1 / macro F1", f"{_fmt(attrs['micro_f1'])} / {_fmt(attrs['macro_f1'])}"),
+                (
+                    "Micro precision / recall",
+                    f"{_fmt(attrs['micro_precision'])} / {_fmt(attrs['micro_recall'])}",
+                ),
+            ],
+        )
+    fp = result.get("fashionpedia")
+    if fp is not None:
+        section(
+            "Fashionpedia (mask IoU and attribute F1 thresholds; -1: no ground truth)",
+            [
+                ("AP (IoU and F1 0.50:0.95)", _fmt(fp["AP"])),
+                ("AP IoU 0.50 / 0.75", f"{_fmt(fp['AP_IOU50'])} / {_fmt(fp['AP_IOU75'])}"),
+                ("AP F1 0.50 / 0.75", f"{_fmt(fp['AP_F150'])} / {_fmt(fp['AP_F175'])}"),
+                ("AP IoU 0.50 F1 0.50", _fmt(fp["AP_IOU50_F150"])),
+                ("AP IoU 0.75 F1 0.75", _fmt(fp["AP_IOU75_F175"])),
+                ("APs / APm / APl", " / ".join(_fmt(fp[k]) for k in ("APs", "APm", "APl"))),
+                ("AP without attributes (IoU only)", _fmt(fp["AP_IoU_only"])),
+            ],
+        )
     sp = result.get("speed")
     rows = [("Mean inference seconds", "n/a" if sp is None else f"{sp['mean_inference_seconds']:.3f}")]
     rows.append(("Speed score", "n/a" if sp is None else _fmt(sp["speed_score"])))
@@ -352,6 +525,20 @@ def format_table(result: Mapping) -> str:
         widths = [max(len(row[i]) for row in [header] + class_rows) for i in range(len(header))]
         lines.append("Per class")
         for row in [header] + class_rows:
+            first = f"{row[0]:<{widths[0]}}"
+            lines.append("  " + "  ".join([first] + [f"{v:>{w}}" for v, w in zip(row[1:], widths[1:])]))
+        lines.append("")
+    if attrs is not None and attrs["per_attribute"]:
+        header = ["attribute", "AP", "P", "R", "F1", "positives", "samples"]
+        rows = [
+            [name]
+            + [_fmt(v[k]) for k in ("AP", "precision", "recall", "f1")]
+            + [str(v["positives"]), str(v["samples"])]
+            for name, v in attrs["per_attribute"].items()
+        ]
+        widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
+        lines.append("Per attribute (matched instances)")
+        for row in [header] + rows:
             first = f"{row[0]:<{widths[0]}}"
             lines.append("  " + "  ".join([first] + [f"{v:>{w}}" for v, w in zip(row[1:], widths[1:])]))
         lines.append("")

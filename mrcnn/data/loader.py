@@ -26,7 +26,7 @@ from mrcnn.data.ground_truth import (
     generate_random_rois,
     load_image_gt,
 )
-from mrcnn.images import mold_image
+from mrcnn.pipeline import mold_image
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ INPUT_NAMES = (
     "input_gt_boxes",
     "input_gt_masks",
 )
+
+
+class NoUsableImageError(RuntimeError):
+    """A full pass over the dataset found no image that loads and has instances: nothing to train on."""
+
 
 # data_generator gives up after this many failed images, as Matterport's.
 MAX_GENERATOR_ERRORS = 5
@@ -192,9 +197,11 @@ class DataLoader(keras.utils.PyDataset):
         misses = 0
         while len(examples) < self.batch_size:
             if misses >= n:
-                raise RuntimeError(
+                raise NoUsableImageError(
                     f"no usable image in a full pass over the dataset ({n} images): every image has no "
-                    "instances or fails to load"
+                    f"instances or fails to load ({len(self.skipped_image_ids)} without instances, "
+                    f"{len(self.failed_image_ids)} that failed to load; a dataset that cannot read an image "
+                    "file counts it as without instances and warns about it)"
                 )
             image_id = int(order[position % n])
             position += 1

@@ -8,7 +8,7 @@ that no Matterport file contains.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from keras import layers as KL
 
@@ -33,28 +33,40 @@ def _se_block(x, prefix: str):
     return KL.Multiply(name=prefix + "_se_scale")([x, s])
 
 
-def _residual_branch(x, kernel_size: int, filters: Sequence[int], prefix: str, strides, train_bn: bool):
+def _residual_branch(
+    x, kernel_size: int, filters: Sequence[int], prefix: str, strides, train_bn: bool, use_bias: bool = True
+):
     """1x1 (strided) -> kxk -> 1x1 bottleneck; returns the branch before the add."""
     nb_filter1, nb_filter2, nb_filter3 = filters
     conv_name, bn_name = "res" + prefix + "_branch", "bn" + prefix + "_branch"
-    x = FastConv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=True)(x)
+    x = FastConv2D(nb_filter1, (1, 1), strides=strides, name=conv_name + "2a", use_bias=use_bias)(x)
     x = BatchNorm(name=bn_name + "2a", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
     x = FastConv2D(
-        nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=True
+        nb_filter2, (kernel_size, kernel_size), padding="same", name=conv_name + "2b", use_bias=use_bias
     )(x)
     x = BatchNorm(name=bn_name + "2b", train_bn=train_bn)(x)
     x = KL.Activation("relu")(x)
-    x = FastConv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=True)(x)
+    x = FastConv2D(nb_filter3, (1, 1), name=conv_name + "2c", use_bias=use_bias)(x)
     return BatchNorm(name=bn_name + "2c", train_bn=train_bn)(x)
 
 
 def identity_block(
-    input_tensor, kernel_size: int, filters: Sequence[int], stage: int, block: str, train_bn=True, se=False
+    input_tensor,
+    kernel_size: int,
+    filters: Sequence[int],
+    stage: int,
+    block: str,
+    train_bn=True,
+    se=False,
+    use_bias: bool = True,
 ):
-    """Residual block whose shortcut is the identity. input_tensor: [B, H, W, filters[2]]."""
+    """Residual block whose shortcut is the identity. input_tensor: [B, H, W, filters[2]].
+
+    use_bias: whether the convolutions have biases (Matterport's ResNet and its weights do).
+    """
     prefix = str(stage) + block
-    x = _residual_branch(input_tensor, kernel_size, filters, prefix, (1, 1), train_bn)
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, (1, 1), train_bn, use_bias)
     if se:
         x = _se_block(x, "res" + prefix)
     x = KL.Add()([x, input_tensor])
@@ -70,12 +82,16 @@ def conv_block(
     strides=(2, 2),
     train_bn=True,
     se=False,
+    use_bias: bool = True,
 ):
-    """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]]."""
+    """Residual block with a strided 1x1 projection shortcut. Output: [B, H/s, W/s, filters[2]].
+
+    use_bias: whether the convolutions have biases (Matterport's ResNet and its weights do).
+    """
     prefix = str(stage) + block
-    x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn)
+    x = _residual_branch(input_tensor, kernel_size, filters, prefix, strides, train_bn, use_bias)
     shortcut = FastConv2D(
-        filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=True
+        filters[2], (1, 1), strides=strides, name="res" + prefix + "_branch1", use_bias=use_bias
     )(input_tensor)
     shortcut = BatchNorm(name="bn" + prefix + "_branch1", train_bn=train_bn)(shortcut)
     if se:
@@ -149,13 +165,18 @@ def small_cnn_graph(input_image, stage5: bool = True, train_bn: bool = True, wid
     return outputs
 
 
-def build_backbone(input_image, config) -> list:
-    """[C1..C5] for ``config.BACKBONE``: "small", a ResNet architecture name, or a callable
-    ``f(input_image, stage5=True, train_bn=config.TRAIN_BN) -> [C1, C2, C3, C4, C5]``.
+def build_backbone(
+    input_image, backbone: str | Callable = "resnet101", stage5: bool = True, train_bn: bool = True
+) -> list:
+    """[C1..C5] of ``backbone`` (Config.BACKBONE) on ``input_image`` [B, H, W, C].
+
+    backbone: "small", a ResNet architecture name (see ``ARCHITECTURES``), or a callable
+        ``f(input_image, stage5=..., train_bn=...) -> [C1, C2, C3, C4, C5]``. A model built with a callable
+        saves to ``.keras`` when the layers it creates are Keras' own or registered serialisable classes.
+    stage5: build the last stage (C5 is None otherwise). train_bn: see :class:`BatchNorm` (Config.TRAIN_BN).
     """
-    backbone = config.BACKBONE
     if callable(backbone):
-        return list(backbone(input_image, stage5=True, train_bn=config.TRAIN_BN))
+        return list(backbone(input_image, stage5=stage5, train_bn=train_bn))
     if backbone == "small":
-        return small_cnn_graph(input_image, stage5=True, train_bn=config.TRAIN_BN)
-    return resnet_graph(input_image, backbone, stage5=True, train_bn=config.TRAIN_BN)
+        return small_cnn_graph(input_image, stage5=stage5, train_bn=train_bn)
+    return resnet_graph(input_image, backbone, stage5=stage5, train_bn=train_bn)

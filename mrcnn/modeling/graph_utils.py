@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from mrcnn.pipeline.meta import meta_slices
+
 
 def apply_box_deltas_graph(boxes: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     """Apply refinement deltas to boxes.
@@ -32,14 +34,15 @@ def apply_box_deltas_graph(boxes: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     return tf.stack([y1, x1, y1 + height, x1 + width], axis=-1, name="apply_box_deltas_out")
 
 
-def box_refinement_graph(boxes: tf.Tensor, gt_boxes: tf.Tensor) -> tf.Tensor:
-    """Deltas that turn ``boxes`` into ``gt_boxes`` (inverse of ``apply_box_deltas_graph``).
+def box_refinement_graph(box: tf.Tensor, gt_box: tf.Tensor) -> tf.Tensor:
+    """Deltas that turn ``box`` into ``gt_box`` (inverse of ``apply_box_deltas_graph``).
 
-    boxes, gt_boxes: [..., (y1, x1, y2, x2)] with the same shape and non-zero sizes.
+    box, gt_box: [..., (y1, x1, y2, x2)] with the same shape and non-zero sizes (Matterport's parameter
+    names, as the numpy ``box_refinement``).
     Returns [..., (dy, dx, log(dh), log(dw))] float32.
     """
-    boxes = tf.cast(boxes, tf.float32)
-    gt_boxes = tf.cast(gt_boxes, tf.float32)
+    boxes = tf.cast(box, tf.float32)
+    gt_boxes = tf.cast(gt_box, tf.float32)
     height = boxes[..., 2] - boxes[..., 0]
     width = boxes[..., 3] - boxes[..., 1]
     center_y = boxes[..., 0] + 0.5 * height
@@ -135,7 +138,7 @@ def trim_zeros_graph(boxes: tf.Tensor, name: str = "trim_zeros") -> tuple[tf.Ten
 
 
 def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Split batched image meta into its components.
+    """Split batched image meta into its components (the layout of :mod:`mrcnn.pipeline.meta`).
 
     meta: [B, IMAGE_META_SIZE] float, laid out as
         [image_id, original_image_shape(3), image_shape(3), window(4, pixels), scale, active_class_ids(NC)].
@@ -143,14 +146,7 @@ def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
     window [B, 4], scale [B], active_class_ids [B, NC].
     """
     meta = tf.convert_to_tensor(meta)
-    return {
-        "image_id": meta[:, 0],
-        "original_image_shape": meta[:, 1:4],
-        "image_shape": meta[:, 4:7],
-        "window": meta[:, 7:11],
-        "scale": meta[:, 11],
-        "active_class_ids": meta[:, 12:],
-    }
+    return {key: meta[:, where] for key, where in meta_slices().items()}
 
 
 def batch_slice(

@@ -77,7 +77,7 @@ class Writers:
         return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def write():
     return Writers
 

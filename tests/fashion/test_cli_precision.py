@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from fashion import evaluate, infer
-from fashion.cli_common import inference_overrides, precision_choice
+from fashion.cli_common import inference_overrides, precision_choice, start_runtime
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
 from mrcnn.precision import resolve_precision
+from mrcnn.runtime import has_bf16_hardware
 
 
 def _infer_args(*extra):
@@ -56,9 +57,9 @@ def test_infer_runs_in_bfloat16(tiny_random_weights, tmp_path):
     original = infer.build_inference_model
 
     def recording_build(*args, **kwargs):
-        model, config = original(*args, **kwargs)
+        model = original(*args, **kwargs)
         built.append(model)
-        return model, config
+        return model
 
     argv = [
         str(images),
@@ -77,3 +78,14 @@ def test_infer_runs_in_bfloat16(tiny_random_weights, tmp_path):
     assert model.config.MIXED_PRECISION == "bfloat16"
     assert model.keras_model.get_layer("fpn_p2").compute_dtype == "bfloat16"
     assert os.listdir(tmp_path / "out" / "label_maps") == [os.path.splitext(name)[0] + ".png"]
+
+
+@pytest.mark.parametrize("choice", ["auto", "bfloat16", "float32"])
+def test_start_up_line_names_the_precision_and_why(choice, capsys):
+    name, why = resolve_precision(choice)
+    line = start_runtime(False, choice)
+    printed = capsys.readouterr().out.strip()
+    assert printed == line[0].upper() + line[1:]
+    assert line.endswith(f", {name}" if why == "chosen" else f", {name} ({why})"), line
+    if choice == "bfloat16" and not has_bf16_hardware() and "GPU" not in line:
+        assert "emulated: no AMX / AVX512-BF16 here" in line

@@ -117,9 +117,11 @@ def test_scores_the_post_processed_detections_against_the_dataset(run):
         assert result["summary"][key] == pytest.approx(expected[key], abs=1e-9), key
 
 
-def test_usage_errors_exit_2_with_a_message(tmp_path, capsys):
+def test_usage_errors_exit_2_with_a_message(tmp_path, capsys, weights):
     base = ["--dataset", SAMPLE, "--preset", "tiny"]
     assert evaluate.main([*base, "--weights", str(tmp_path / "nope.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
-    assert evaluate.main(["--dataset", str(tmp_path), "--preset", "tiny", "--weights", "last"]) == 2
+    assert evaluate.main([*base, "--weights", "last", "--logs", str(tmp_path)]) == 2
+    assert "no training run" in capsys.readouterr().err
+    assert evaluate.main(["--dataset", str(tmp_path), "--preset", "tiny", "--weights", weights]) == 2
     assert "train.csv" in capsys.readouterr().err

@@ -26,7 +26,7 @@ SHOE, SHOE_SOURCE_ID = 9, 23  # thesis11 (the tiny preset's classes): class 9 is
 OPTIONS = pp.PostprocessOptions(max_per_class={SHOE: 1}, max_default=2)
 
 
-SEED = 5  # random heads that detect several classes, with overlapping masks
+SEED = 2  # random heads that detect several classes, with overlapping masks
 
 
 @pytest.fixture(scope="module")
@@ -159,12 +159,15 @@ def test_kaggle_csv_decodes_to_the_non_overlapping_masks(run, expected):
     assert not [r for r in rows[1:] if r[0] == "zz_broken.jpg"]
 
 
-def test_usage_errors_exit_2_with_a_message(tmp_path, capsys):
+def test_usage_errors_exit_2_with_a_message(tmp_path, capsys, tiny_random_weights):
     base = [str(tmp_path), "--out", str(tmp_path / "o"), "--preset", "tiny"]
     assert infer.main([*base, "--weights", str(tmp_path / "nope.h5")]) == 2
     assert "no such file" in capsys.readouterr().err
-    weights = tmp_path / "w.h5"
-    weights.write_bytes(b"")
+    empty = tmp_path / "empty.h5"
+    empty.write_bytes(b"")
+    assert infer.main([*base, "--weights", str(empty)]) == 2
+    assert "not HDF5 or corrupt" in capsys.readouterr().err
+    weights = tiny_random_weights(0)
     assert infer.main([*base, "--weights", str(weights), "--max-per-class", "cape=1"]) == 2
     assert "unknown class 'cape'" in capsys.readouterr().err
     assert infer.main([*base, "--weights", str(weights)]) == 2

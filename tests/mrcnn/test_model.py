@@ -203,7 +203,17 @@ def test_detect_returns_original_coordinates(tmp_path, inference_model):
 
 
 def test_detect_with_no_detections(tmp_path):
-    model = modellib.MaskRCNN("inference", make_config(DETECTION_MIN_CONFIDENCE=1.0), str(tmp_path))
+    """DETECTION_MIN_CONFIDENCE above every score gives empty results of the right shapes.
+
+    The scores are made certain to stay below 1.0: random ResNet weights give logit gaps of 15-25, whose
+    softmax rounds to exactly 1.0 in float32 on oneDNN's kernel (Eigen's stops at 1 - 2**-24), and Matterport's
+    ``score >= DETECTION_MIN_CONFIDENCE`` keeps such a score even at 1.0. Here the classifier's logits layer
+    gives every ROI the probabilities softmax([0, 3, 0, 0]) (0.87 for class 1) whatever the features are.
+    """
+    model = modellib.MaskRCNN("inference", make_config(DETECTION_MIN_CONFIDENCE=0.9), str(tmp_path))
+    layer = model.keras_model.get_layer("mrcnn_class_logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.eye(1, bias.shape[0], 1, dtype=bias.dtype)[0] * 3.0])
     image = shapes(1).load_image(0)
     result = model.detect([image])[0]
     assert (
@@ -212,6 +222,12 @@ def test_detect_with_no_detections(tmp_path):
         and result["scores"].shape == (0,)
     )
     assert result["masks"].shape == (64, 64, 0)
+    # The same weights with a threshold below 0.87 detect class 1 (so the empty result above is the threshold's).
+    lower = modellib.MaskRCNN("inference", make_config(DETECTION_MIN_CONFIDENCE=0.8), str(tmp_path))
+    lower.keras_model.set_weights(model.keras_model.get_weights())
+    found = lower.detect([image])[0]
+    assert len(found["class_ids"]) > 0 and set(found["class_ids"].tolist()) == {1}
+    np.testing.assert_allclose(found["scores"], np.exp(3) / (np.exp(3) + 3), rtol=1e-5)
 
 
 def test_mask_head_runs_on_real_detections_only(tmp_path, inference_model):

@@ -243,6 +243,6 @@ def test_long_name_lists_are_chunked(tmp_path):
     names = [f"layer_{i:05d}_" + "x" * 200 for i in range(400)]  # > 64 KiB as one attribute
     path = tmp_path / "chunks.h5"
     with h5py.File(path, "w") as f:
-        weights_module._write_name_list(f, "layer_names", names)
+        weights_module.write_name_list(f, "layer_names", names)
         assert "layer_names" not in f.attrs and "layer_names0" in f.attrs
-        assert weights_module._read_name_list(f, "layer_names") == names
+        assert weights_module.read_name_list(f, "layer_names") == names

@@ -37,7 +37,7 @@ def test_loads_all_classes_masks_and_attributes(small, box):
     assert class_ids.tolist() == [1, 24]  # internal id = category + 1 with all 46
     assert ds.load_image(by_id["b.jpg"]).shape == (24, 40, 3)
     assert ds.load_attributes(by_id["b.jpg"]) == [(1, 4)]
-    assert ds.attribute_labels(by_id["b.jpg"]) == [["mini (length)", "a-line"]]
+    assert ds.attribute_labels(by_id["b.jpg"]) == [["stripe", "long sleeve"]]
     assert ds.image_info[by_id["a.jpg"]]["attributes"] == ((), ())
     assert ds.warnings.total == 0
 

@@ -170,3 +170,80 @@ def test_format_table_and_write_json(tmp_path):
     assert loaded["classification"] == pytest.approx(result["classification"])
     assert loaded["coco"]["segm"]["per_class_AP"] == pytest.approx(result["coco"]["segm"]["per_class_AP"])
     assert loaded["per_image"][2]["ap50"] is None
+
+
+# ---------------------------------------------------------------------------------------------- attributes
+def attribute_space():
+    """3 attributes (source ids 7, 8, 9); class 1 (top) is annotated for all, class 2 (pants) for none."""
+    from fashion.datasets.attributes import AttributeSpace
+
+    annotated = np.array([[0, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=bool)
+    return AttributeSpace((7, 8, 9), ("stripe", "dot", "long sleeve"), ("p", "p", "s"), annotated)
+
+
+def attribute_images():
+    """Two images, each with a top (attributes) and pants (not annotated for attributes)."""
+    a, b = (0, 0, 16, 16), (16, 16, 32, 32)
+    gts = [
+        {"class_ids": np.array([1, 2]), "masks": masks_of(a, b), "attribute_ids": [(7, 9), ()]},
+        {"class_ids": np.array([1, 2]), "masks": masks_of(a, b), "attribute_ids": [(8,), ()]},
+    ]
+    preds = []
+    for scores in ([0.9, 0.1, 0.8], [0.2, 0.7, 0.3]):
+        p = pred([a, b], [1, 2], [0.9, 0.8])
+        p["attributes"] = np.array([scores, [0.6, 0.6, 0.6]])  # the pants' scores are never counted
+        preds.append(p)
+    return gts, preds
+
+
+def test_attribute_metrics_in_the_report_perfect():
+    gts, preds = attribute_images()
+    result = evaluate_predictions(gts, preds, CLASS_NAMES, attribute_space=attribute_space())
+    attrs = result["attributes"]
+    assert attrs["num_matched"] == 4 and attrs["num_images"] == 2
+    assert attrs["mAP"] == attrs["micro_f1"] == attrs["macro_f1"] == 1.0
+    assert attrs["per_attribute"]["stripe"]["samples"] == 2  # the two tops; pants are not annotated
+    fp = result["fashionpedia"]
+    for key in ("AP", "AP_IOU75_F175", "AP_IoU_only"):
+        assert fp[key] == pytest.approx(1.0), key
+    table = format_table(result)
+    assert "Attribute mAP" in table and "Fashionpedia" in table and "long sleeve" in table
+
+
+def test_attribute_metrics_in_the_report_one_attribute_wrong_and_one_mask_shifted():
+    gts, preds = attribute_images()
+    preds[1]["attributes"][0] = [0.2, 0.4, 0.3]  # the second top's dot missed (score 0.4 < 0.5)
+    result = evaluate_predictions(gts, preds, CLASS_NAMES, attribute_space=attribute_space())
+    attrs = result["attributes"]
+    dot = attrs["per_attribute"]["dot"]
+    assert (dot["tp"], dot["fn"], dot["f1"]) == (0, 1, 0.0)
+    assert dot["AP"] == 1.0  # 0.4 still ranks the positive first
+    assert attrs["micro_f1"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+    assert attrs["macro_f1"] == pytest.approx((1 + 0 + 1) / 3)
+    # Fashionpedia: the top of image 2 now has F1 over 3 attributes of mean(0 for label 1, 2*2/(2+3)) = 0.4,
+    # below every F1 threshold: half the tops are found at F1 >= 0.5; the pants have no attributes.
+    fp = result["fashionpedia"]
+    assert fp["AP_IoU_only"] == pytest.approx(1.0)
+    assert fp["AP_IOU50_F150"] == pytest.approx((51 / 101 + 1.0) / 2)  # TP then FP: precision 1 to recall 0.5
+
+    gts, preds = attribute_images()
+    shifted = (4, 0, 20, 16)  # IoU 12/20 = 0.6 with the top of image 2
+    preds[1]["masks"][:, :, 0] = masks_of(shifted)[:, :, 0]
+    preds[1]["rois"][0] = shifted
+    result = evaluate_predictions(gts, preds, CLASS_NAMES, attribute_space=attribute_space())
+    assert result["attributes"]["num_matched"] == 4 and result["attributes"]["mAP"] == 1.0
+    fp = result["fashionpedia"]
+    assert fp["AP_IOU50"] == pytest.approx(1.0) and fp["AP_IOU75"] < 1.0
+    strict = evaluate_predictions(
+        gts, preds, CLASS_NAMES, attribute_space=attribute_space(), iou_threshold=0.7
+    )["attributes"]
+    assert strict["num_matched"] == 3  # the shifted top is no longer a matched instance
+
+
+def test_no_attribute_section_without_predicted_attributes():
+    gts, preds = attribute_images()
+    for p in preds:
+        del p["attributes"]
+    result = evaluate_predictions(gts, preds, CLASS_NAMES, attribute_space=attribute_space())
+    assert result["attributes"] is None and result["fashionpedia"] is None
+    assert "Attribute mAP" not in format_table(result)
