@@ -164,6 +164,33 @@ def _float_datasets(path):
     return found
 
 
+def test_weights_files_are_float32_at_any_precision(tmp_path):
+    """A float32 file loads into a bfloat16 model (and float16), which saves float32 that a float32 model
+    loads back to the same values."""
+    keras.utils.set_random_seed(0)
+    full = modellib.MaskRCNN("inference", tiny_config(), str(tmp_path))
+    half = modellib.MaskRCNN("inference", tiny_config(MIXED_PRECISION="bfloat16"), str(tmp_path))
+    fp16 = modellib.MaskRCNN("inference", tiny_config(MIXED_PRECISION="float16"), str(tmp_path))
+    assert half.keras_model.get_layer("fpn_p2").compute_dtype == "bfloat16"
+    full_file, half_file = str(tmp_path / "full.h5"), str(tmp_path / "half.h5")
+    full.save_weights(full_file)
+    assert set(_float_datasets(full_file)) == {np.dtype("float32")}
+
+    half.load_weights(full_file)
+    fp16.load_weights(full_file)
+    for model in (half, fp16):
+        assert all(w.dtype == "float32" for w in model.keras_model.weights)
+        for a, b in zip(full.keras_model.get_weights(), model.keras_model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+    half.save_weights(half_file)
+    assert set(_float_datasets(half_file)) == {np.dtype("float32")}
+    again = modellib.MaskRCNN("inference", tiny_config(), str(tmp_path))
+    again.load_weights(half_file)
+    for a, b in zip(full.keras_model.get_weights(), again.keras_model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_a_bfloat16_variable_is_saved_as_float32(tmp_path):
     """Even a layer whose variables are bfloat16 (a pure "bfloat16" policy, not ours) writes float32."""
     inputs = keras.Input((4,), name="input_image")
@@ -249,6 +276,7 @@ def _detect_at(precision, calibrated_tiny):
     return compare_detections(reference, [model.detect([image])[0] for image in images])
 
 
+@pytest.mark.slow  # the calibrated tiny trio: about 30 s of CPU (about 2 min of a busy 2-core machine)
 def test_calibration_gives_unsaturated_varied_detections(calibrated_tiny):
     _, images, reference, floor, _ = calibrated_tiny
     scores = np.concatenate([r["scores"] for r in reference])
@@ -266,7 +294,7 @@ def test_calibration_gives_unsaturated_varied_detections(calibrated_tiny):
     assert floor.matched_share >= 0.95 and floor.mask_iou < 0.98
 
 
-@pytest.mark.slow  # bfloat16 below covers the same path in CI; float16 adds another model build and trace
+@pytest.mark.slow
 def test_float16_meets_the_accuracy_targets_on_calibrated_weights(calibrated_tiny):
     agreement = _detect_at("float16", calibrated_tiny)
     print(agreement.summary())
@@ -274,6 +302,7 @@ def test_float16_meets_the_accuracy_targets_on_calibrated_weights(calibrated_tin
     assert agreement.score_diff_mean < 0.002
 
 
+@pytest.mark.slow
 def test_bfloat16_on_calibrated_weights(calibrated_tiny):
     """Issue #12's targets (>= 95% matched, mask IoU >= 0.9) hold for bfloat16 on trained weights (the slow
     tests and bench/precision.py's sample rows) but not on random weights, whose decisions are near ties and
