@@ -1,0 +1,199 @@
+"""``fashion-serve``: start the fashion-parsing service on a trained checkpoint.
+
+    fashion-serve --weights last                       # the newest checkpoint in ./logs, on 127.0.0.1:8000
+    fashion-serve --weights run/mask_rcnn_fashion_0012.h5 --port 8080 --max-batch 8
+    python -m fashion.serve --weights last --host 0.0.0.0   # reachable from other machines: say so explicitly
+
+The checkpoint says what the model is (classes, attributes, backbone, image size); the model loads once,
+before the port opens, then a warm-up detection runs while /healthz already answers and /readyz says 503.
+Ctrl-C or SIGTERM stops taking connections and finishes the requests in flight first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+import time
+from collections.abc import Sequence
+
+from fashion.cli_common import (
+    CLIError,
+    add_model_arguments,
+    add_verbose_argument,
+    build_inference_model,
+    inference_overrides,
+    resolve_model,
+    run_cli,
+    start_runtime,
+)
+from fashion.serve.app import ServiceSettings
+
+__all__ = ["PRECISIONS", "build_parser", "check_port", "main", "mixed_precision_policy", "settings_from"]
+
+PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+
+
+def mixed_precision_policy(precision: str) -> str | None:
+    """Config.MIXED_PRECISION for a --precision choice ("auto" is float32 for now).
+
+    Stand-in until the project's precision resolver (issue #12, ``mrcnn/precision.py``) is merged: that
+    resolver picks "auto" from the hardware; this function is the one place to replace.
+    """
+    policies = {"float32": None, "auto": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+    try:
+        return policies[precision]
+    except KeyError:
+        raise CLIError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}") from None
+
+
+def _precision_name(policy: str | None) -> str:
+    return {None: "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[policy]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fashion-serve",
+        description="Serve a trained fashion Mask R-CNN over HTTP: JSON API, PNG overlays and an upload page.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    add_model_arguments(p)
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="compute precision")
+    defaults = ServiceSettings()
+    p.add_argument(
+        "--max-batch", type=int, default=defaults.max_batch, help="most images per detect() call (default 4)"
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=defaults.max_wait_ms,
+        help="how long a batch waits for more images once it has one (default 10 ms)",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=defaults.max_queue,
+        help="most images waiting for the model; more get 503 + Retry-After (default 32)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=defaults.max_upload_bytes / 2**20,
+        help="largest request body in MiB (default 20)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=defaults.max_pixels,
+        help="largest image width x height, checked before decoding (default 50 000 000)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.request_timeout_s,
+        help="seconds a request waits for the model before 504 (default 60)",
+    )
+    add_verbose_argument(p)
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> ServiceSettings:
+    """The ServiceSettings of the options; CLIError for a value out of range."""
+    checks = [
+        ("--max-batch", args.max_batch, args.max_batch >= 1),
+        ("--max-wait-ms", args.max_wait_ms, args.max_wait_ms >= 0),
+        ("--max-queue", args.max_queue, args.max_queue >= 1),
+        ("--max-upload-mb", args.max_upload_mb, args.max_upload_mb > 0),
+        ("--max-pixels", args.max_pixels, args.max_pixels >= 1),
+        ("--timeout", args.timeout, args.timeout > 0),
+        ("--port", args.port, 0 <= args.port <= 65535),
+    ]
+    for option, value, ok in checks:
+        if not ok:
+            raise CLIError(f"{option} {value}: out of range")
+    return ServiceSettings(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=int(args.max_pixels),
+        request_timeout_s=float(args.timeout),
+        max_batch=int(args.max_batch),
+        max_wait_ms=float(args.max_wait_ms),
+        max_queue=int(args.max_queue),
+        shutdown_timeout_s=max(30.0, float(args.timeout)),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_run, build_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fashion.serve.app import create_app
+    from fashion.serve.model import ServedModel, model_info
+
+    settings = settings_from(args)
+    choice = resolve_model(args)  # fails fast (exit 2) before anything slow
+    check_port(args.host, args.port)
+    policy = mixed_precision_policy(args.precision)
+    overrides = inference_overrides(args)
+    overrides.update(IMAGES_PER_GPU=settings.max_batch, GPU_COUNT=1, MIXED_PRECISION=policy)
+    config = choice.config(overrides)
+    if str(config.IMAGE_RESIZE_MODE) != "square" and settings.max_batch > 1:
+        print(
+            f"Note: IMAGE_RESIZE_MODE {config.IMAGE_RESIZE_MODE!r} molds images to different sizes: each image "
+            "runs alone (batches need 'square')",
+            flush=True,
+        )
+    precision = _precision_name(policy)
+    start_runtime(args.verbose, precision)
+    model = build_inference_model(choice, args.logs, config)
+    served = ServedModel(model)
+    info = model_info(choice, config, precision, settings.max_batch if served.batches else 1)
+
+    def warm_up() -> None:
+        started = time.perf_counter()
+        served.warm_up()
+        print(f"Ready: warm-up detection done in {time.perf_counter() - started:.1f} s", flush=True)
+
+    app = create_app(served, info, settings, warm_up=warm_up)
+    print(
+        f"Model: {info.name} (preset {info.preset}, {info.backbone}, {len(info.class_names) - 1} classes"
+        f"{f', {len(info.attribute_names)} attributes' if info.attribute_names else ''}), "
+        f"batches of up to {info.max_batch}\n"
+        f"Serving on http://{_url_host(args.host)}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
+        flush=True,
+    )
+    logging.getLogger("fashion.serve").setLevel(logging.INFO)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="info" if args.verbose else "warning",
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+        access_log=bool(args.verbose),
+    )
+    return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """CLIError when ``host:port`` cannot be listened on (in use, no such address), before the model loads."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise CLIError(f"cannot listen on {_url_host(host)}:{port}: {e.strerror or e}") from None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+if __name__ == "__main__":
+    sys.exit(main())
