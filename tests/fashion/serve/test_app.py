@@ -4,9 +4,8 @@ the post-processing options, attributes, polygons, and concurrent requests shari
 import io
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
