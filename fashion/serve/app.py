@@ -251,6 +251,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(batcher.close, settings.shutdown_timeout_s)
+            log.info("Stopped: %d images served in %d detect() calls", batcher.images, batcher.calls)
 
     app = FastAPI(
         title="fashion-serve",

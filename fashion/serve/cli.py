@@ -139,8 +139,8 @@ def _run(args: argparse.Namespace) -> int:
     from fashion.serve.model import ServedModel, model_info
 
     settings = settings_from(args)
-    choice = resolve_model(args)  # fails fast (exit 2) before anything slow
     check_port(args.host, args.port)
+    choice = resolve_model(args)  # fails fast (exit 2) before anything slow
     policy = mixed_precision_policy(args.precision)
     overrides = inference_overrides(args)
     overrides.update(IMAGES_PER_GPU=settings.max_batch, GPU_COUNT=1, MIXED_PRECISION=policy)
@@ -170,7 +170,12 @@ def _run(args: argparse.Namespace) -> int:
         f"Serving on http://{_url_host(args.host)}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
         flush=True,
     )
-    logging.getLogger("fashion.serve").setLevel(logging.INFO)
+    logger = logging.getLogger("fashion.serve")
+    if not logger.handlers:  # its lines (model failures, the stop line) on stderr, beside uvicorn's
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
     uvicorn.run(
         app,
         host=args.host,

@@ -1,0 +1,70 @@
+"""fashion-serve's command line: user errors exit 2 with one line (no TensorFlow needed), the precision
+stand-in, and the settings the options make."""
+
+import socket
+
+import pytest
+
+from fashion.serve.cli import build_parser, main, mixed_precision_policy, settings_from
+
+
+def run(argv, capsys):
+    rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_a_usage_error(capsys, tmp_path):
+    rc, err = run(["--weights", str(tmp_path / "nope.h5"), "--port", "0"], capsys)
+    assert rc == 2 and "nope.h5" in err and "no such file" in err and "Traceback" not in err
+
+
+def test_a_busy_port_is_a_usage_error_before_the_model_loads(capsys, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        rc, err = run(["--weights", str(tmp_path / "never_read.h5"), "--port", str(port)], capsys)
+    assert rc == 2 and f"127.0.0.1:{port}" in err and "cannot listen" in err
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--max-batch", "0"),
+        ("--max-queue", "0"),
+        ("--timeout", "0"),
+        ("--max-upload-mb", "-1"),
+        ("--port", "70000"),
+    ],
+)
+def test_out_of_range_settings_are_usage_errors(capsys, tmp_path, option, value):
+    rc, err = run(["--weights", str(tmp_path / "w.h5"), option, value], capsys)
+    assert rc == 2 and option in err and "out of range" in err
+
+
+def test_settings_from_options():
+    args = build_parser().parse_args(
+        [
+            "--weights",
+            "x.h5",
+            "--max-batch",
+            "8",
+            "--max-upload-mb",
+            "1.5",
+            "--max-pixels",
+            "1000",
+            "--timeout",
+            "9",
+        ]
+    )
+    settings = settings_from(args)
+    assert settings.max_batch == 8 and settings.max_upload_bytes == int(1.5 * 2**20)
+    assert settings.max_pixels == 1000 and settings.request_timeout_s == 9.0
+    assert args.host == "127.0.0.1" and args.port == 8000  # loopback unless told otherwise
+
+
+def test_precision_choices_map_to_mixed_precision_policies():
+    assert mixed_precision_policy("float32") is None
+    assert mixed_precision_policy("auto") is None
+    assert mixed_precision_policy("bfloat16") == "mixed_bfloat16"
+    assert mixed_precision_policy("float16") == "mixed_float16"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--weights", "x.h5", "--precision", "int8"])
