@@ -147,11 +147,14 @@ def draw_overlay(
             name = str(class_names[c]) if 0 <= c < len(class_names) else str(c)
             text = f"{name} {scores[i]:.2f}"
         if text:
-            left, top, right, bottom = draw.textbbox((x1 + 2, y1 + 1), text, font=font)
+            # Inside the box's top-left corner, moved left / up where it would leave the picture.
+            width_px = draw.textlength(text, font=font)
+            at = (max(0.0, min(x1 + 2, out_w - width_px - 4)), max(0.0, min(y1 + 1, out_h - font.size - 4)))
+            left, top, right, bottom = draw.textbbox(at, text, font=font)
             draw.rectangle(
                 (left - 2, top - 1, right + 2, bottom + 1), fill=(*color, int(255 * CAPTION_ALPHA))
             )
-            draw.text((x1 + 2, y1 + 1), text, font=font, fill=(255, 255, 255, 255))
+            draw.text(at, text, font=font, fill=(255, 255, 255, 255))
     picture = Image.alpha_composite(picture, layer).convert("RGB")
 
     if title:
