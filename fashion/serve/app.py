@@ -427,7 +427,7 @@ def create_app(
             "image": {"resize_mode": info.resize_mode, "min_dim": info.min_dim, "max_dim": info.max_dim},
             "precision": info.precision,
             "package_version": info.package_version,
-            "max_batch": settings.max_batch,
+            "max_batch": info.max_batch,
         }
 
     @app.get(

@@ -30,9 +30,19 @@ from fashion.cli_common import (
 )
 from fashion.serve.app import ServiceSettings
 
-__all__ = ["PRECISIONS", "build_parser", "check_port", "main", "mixed_precision_policy", "settings_from"]
+__all__ = [
+    "AUTO_BATCH",
+    "PRECISIONS",
+    "auto_max_batch",
+    "build_parser",
+    "check_port",
+    "main",
+    "mixed_precision_policy",
+    "settings_from",
+]
 
 PRECISIONS = ("float32", "bfloat16", "float16", "auto")
+AUTO_BATCH = 8  # --max-batch auto where batches pay (GPU, oneDNN)
 
 
 def mixed_precision_policy(precision: str) -> str | None:
@@ -67,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help="compute precision")
     defaults = ServiceSettings()
     p.add_argument(
-        "--max-batch", type=int, default=defaults.max_batch, help="most images per detect() call (default 4)"
+        "--max-batch",
+        type=_batch_option,
+        default="auto",
+        help=f"most images per detect() call, or 'auto' (default): {AUTO_BATCH} on a GPU or with oneDNN's CPU "
+        "kernels, 1 with TensorFlow's default CPU kernels (whose cost per image does not fall with the batch)",
     )
     p.add_argument(
         "--max-wait-ms",
@@ -103,10 +117,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args: argparse.Namespace) -> ServiceSettings:
-    """The ServiceSettings of the options; CLIError for a value out of range."""
+def _batch_option(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: an integer or 'auto'") from None
+
+
+def auto_max_batch() -> tuple[int, str]:
+    """The largest batch that pays on this machine, and why (imports TensorFlow).
+
+    Measured with bench/serve.py and a detect() profile on a 2-core AVX2 CPU: with TensorFlow's default CPU
+    kernels (Eigen) an image costs as much or more inside a batch of 8 as alone (in a profile, the backbone's
+    convolutions took about 3x longer per image), so batching buys nothing there; with oneDNN's kernels (TensorFlow's default
+    on CPUs with AVX-512 VNNI/BF16 or AMX) an image costs about 0.6x inside a batch of 8, where GPUs gain more.
+    """
+    from mrcnn.runtime import import_tensorflow, onednn_enabled
+
+    tf = import_tensorflow()
+    if tf.config.list_physical_devices("GPU"):
+        return AUTO_BATCH, "auto: a GPU"
+    if onednn_enabled():
+        return AUTO_BATCH, "auto: oneDNN's CPU kernels gain from batches"
+    return 1, "auto: TensorFlow's default CPU kernels gain nothing from batches; --max-batch N overrides"
+
+
+def settings_from(args: argparse.Namespace, max_batch: int | None = None) -> ServiceSettings:
+    """The ServiceSettings of the options (``max_batch``: instead of --max-batch, e.g. when it is 'auto');
+    CLIError for a value out of range."""
+    if max_batch is None:
+        if args.max_batch == "auto":
+            raise ValueError("--max-batch auto: resolve it with auto_max_batch() and pass max_batch")
+        max_batch = int(args.max_batch)
     checks = [
-        ("--max-batch", args.max_batch, args.max_batch >= 1),
+        ("--max-batch", max_batch, max_batch >= 1),
         ("--max-wait-ms", args.max_wait_ms, args.max_wait_ms >= 0),
         ("--max-queue", args.max_queue, args.max_queue >= 1),
         ("--max-upload-mb", args.max_upload_mb, args.max_upload_mb > 0),
@@ -121,7 +167,7 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_pixels=int(args.max_pixels),
         request_timeout_s=float(args.timeout),
-        max_batch=int(args.max_batch),
+        max_batch=int(max_batch),
         max_wait_ms=float(args.max_wait_ms),
         max_queue=int(args.max_queue),
         shutdown_timeout_s=max(30.0, float(args.timeout)),
@@ -138,10 +184,15 @@ def _run(args: argparse.Namespace) -> int:
     from fashion.serve.app import create_app
     from fashion.serve.model import ServedModel, model_info
 
-    settings = settings_from(args)
+    fixed_batch = args.max_batch if args.max_batch != "auto" else None
+    settings_from(args, 1 if fixed_batch is None else fixed_batch)  # options checked before anything slow
     check_port(args.host, args.port)
     choice = resolve_model(args)  # fails fast (exit 2) before anything slow
     policy = mixed_precision_policy(args.precision)
+    precision = _precision_name(policy)
+    start_runtime(args.verbose, precision)
+    max_batch, why = auto_max_batch() if fixed_batch is None else (fixed_batch, "--max-batch")
+    settings = settings_from(args, max_batch)
     overrides = inference_overrides(args)
     overrides.update(IMAGES_PER_GPU=settings.max_batch, GPU_COUNT=1, MIXED_PRECISION=policy)
     config = choice.config(overrides)
@@ -151,8 +202,6 @@ def _run(args: argparse.Namespace) -> int:
             "runs alone (batches need 'square')",
             flush=True,
         )
-    precision = _precision_name(policy)
-    start_runtime(args.verbose, precision)
     model = build_inference_model(choice, args.logs, config)
     served = ServedModel(model)
     info = model_info(choice, config, precision, settings.max_batch if served.batches else 1)
@@ -166,7 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"Model: {info.name} (preset {info.preset}, {info.backbone}, {len(info.class_names) - 1} classes"
         f"{f', {len(info.attribute_names)} attributes' if info.attribute_names else ''}), "
-        f"batches of up to {info.max_batch}\n"
+        f"batches of up to {info.max_batch} ({why})\n"
         f"Serving on http://{_url_host(args.host)}:{args.port}/ (API docs at /docs; Ctrl-C stops)",
         flush=True,
     )

@@ -61,6 +61,17 @@ def test_settings_from_options():
     assert args.host == "127.0.0.1" and args.port == 8000  # loopback unless told otherwise
 
 
+def test_max_batch_is_an_integer_or_auto():
+    parse = build_parser().parse_args
+    assert parse(["--weights", "x.h5"]).max_batch == "auto"
+    assert parse(["--weights", "x.h5", "--max-batch", "3"]).max_batch == 3
+    with pytest.raises(SystemExit):
+        parse(["--weights", "x.h5", "--max-batch", "many"])
+    with pytest.raises(ValueError, match="auto"):
+        settings_from(parse(["--weights", "x.h5"]))
+    assert settings_from(parse(["--weights", "x.h5"]), max_batch=8).max_batch == 8
+
+
 def test_precision_choices_map_to_mixed_precision_policies():
     assert mixed_precision_policy("float32") is None
     assert mixed_precision_policy("auto") is None
