@@ -4,8 +4,8 @@
     python bench/serve.py --weights run/mask_rcnn_fashion_0012.h5 --requests 96 --max-batch 1,4,8
 
 For each --max-batch setting it starts the service (``python -m fashion.serve``) on a free port of 127.0.0.1
-(never another address), waits for /readyz, sends --warmup requests, then for each client count sends a fixed
-number of ``POST /v1/parse`` requests (the shipped sample's photos, raw bodies, one keep-alive connection per
+(never another address), waits for /readyz, sends --warmup requests at each client count, then at each client
+count a fixed number of ``POST /v1/parse`` requests (the shipped sample's photos, raw bodies, one keep-alive connection per
 client thread) and stops the service. It prints, per row: throughput (requests/s), p50 / p95 / p99 latency,
 errors (non-200 answers; must be 0 while the clients stay below the queue limit), the mean batch the model ran,
 and the server's resident memory after the warm-up and after the row. The last lines compare throughput at the
@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "--max-batch", default="1,8", help="service --max-batch settings to compare (default 1,8)"
     )
     parser.add_argument("--max-queue", type=int, default=32, help="service --max-queue (default 32)")
-    parser.add_argument("--warmup", type=int, default=16, help="requests before the first row (default 16)")
+    parser.add_argument(
+        "--warmup", type=int, default=16, help="requests at each client count before the rows (default 16)"
+    )
     parser.add_argument("--images", default=str(SAMPLE), help="folder of JPEG/PNG photos to send")
     parser.add_argument("--ready-timeout", type=float, default=600.0, help="seconds to wait for /readyz")
     parser.add_argument(
@@ -235,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             header = [line for line in service.output().splitlines() if line.startswith(("Running", "Model"))]
             if max_batch == batch_settings[0]:
                 print("\n".join(header) + "\n")
-            warm = run_load(service.port, images, args.warmup, max(clients))
-            if warm["errors"]:
-                print(f"warm-up errors: {warm['errors'][:3]}")
+            for c in clients:  # every batch size the rows will see, so that later growth is not warm-up
+                warm = run_load(service.port, images, args.warmup, c)
+                if warm["errors"]:
+                    print(f"warm-up errors at {c} clients: {warm['errors'][:3]}")
             baseline = rss_mib(service.proc.pid)
             for c in clients:
                 result = run_load(service.port, images, args.requests, c)

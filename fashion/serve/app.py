@@ -106,8 +106,10 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = int(max_bytes)
 
-    def _message(self, size: str) -> str:
-        return f"the request body is {size} bytes, more than the limit of {self.max_bytes}"
+    def _message(self, size: int | None = None) -> str:
+        if size is None:
+            return f"the request body is over the limit of {self.max_bytes} bytes (--max-upload-mb)"
+        return f"the request body is {size} bytes, more than the limit of {self.max_bytes} (--max-upload-mb)"
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -120,7 +122,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = -1
                 if declared > self.max_bytes:
-                    await error_response(413, self._message(str(declared)))(scope, receive, send)
+                    await error_response(413, self._message(declared))(scope, receive, send)
                     return
         received = 0
 
@@ -130,7 +132,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise ApiError(413, self._message(f"over {self.max_bytes}"))
+                    raise ApiError(413, self._message())
             return message
 
         await self.app(scope, limited_receive, send)

@@ -235,7 +235,16 @@ def test_a_chunked_body_over_the_limit_is_413(make_client):
         for _ in range(10):
             yield b"\0" * 10_000
 
-    error_of(client.post("/v1/parse", content=chunks()), 413)
+    assert "over the limit of 50000" in error_of(client.post("/v1/parse", content=chunks()), 413)["message"]
+
+    def form_chunks():
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+        yield from chunks()
+        yield b"\r\n--b--\r\n"
+
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    error_of(client.post("/v1/parse", content=form_chunks(), headers=multipart), 413)
+    assert client.detector.calls == []
 
 
 def test_paths_outside_the_page_files_are_not_served(make_client):
