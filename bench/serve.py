@@ -166,14 +166,16 @@ def time_detect(args: argparse.Namespace, images: list[bytes], batches: list[int
     from PIL import Image
 
     from fashion.cli_common import build_inference_model, resolve_model
+    from fashion.serve.cli import build_parser, model_overrides
     from fashion.serve.model import ServedModel
     from mrcnn.runtime import import_tensorflow
 
     import_tensorflow()
-    choice = resolve_model(argparse.Namespace(weights=args.weights, logs=args.logs, name=None))
-    served = ServedModel(
-        build_inference_model(choice, args.logs, choice.config({"IMAGES_PER_GPU": max(batches)}))
-    )
+    # the options the service ran with (--precision, --min-confidence ... after --), read by its own parser
+    serve = build_parser().parse_args(["--weights", args.weights, "--logs", args.logs, *args.serve_args])
+    choice = resolve_model(serve)
+    config = choice.config({**model_overrides(serve), "IMAGES_PER_GPU": max(batches), "GPU_COUNT": 1})
+    served = ServedModel(build_inference_model(choice, args.logs, config))
     served.warm_up()
     pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in images[: max(batches)]]
     seconds = {}

@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from fashion.cli_common import (
     CLIError,
@@ -38,6 +39,8 @@ __all__ = [
     "check_port",
     "main",
     "mixed_precision_policy",
+    "model_overrides",
+    "precision_name",
     "settings_from",
 ]
 
@@ -46,10 +49,11 @@ AUTO_BATCH = 8  # --max-batch auto where batches pay (GPU, oneDNN)
 
 
 def mixed_precision_policy(precision: str) -> str | None:
-    """Config.MIXED_PRECISION for a --precision choice ("auto" is float32 for now).
+    """Config.MIXED_PRECISION for serve's own --precision choice ("auto" is float32 here).
 
-    Stand-in until the project's precision resolver (issue #12, ``mrcnn/precision.py``) is merged: that
-    resolver picks "auto" from the hardware; this function is the one place to replace.
+    A stand-in used only while :func:`fashion.cli_common.add_model_arguments` has no --precision of its own:
+    once the shared option (issue #12, ``mrcnn/precision.py``) is merged, :func:`model_overrides` takes
+    MIXED_PRECISION from :func:`fashion.cli_common.inference_overrides` and this function is unused.
     """
     policies = {"float32": None, "auto": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
     try:
@@ -58,8 +62,20 @@ def mixed_precision_policy(precision: str) -> str | None:
         raise CLIError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}") from None
 
 
-def _precision_name(policy: str | None) -> str:
-    return {None: "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}[policy]
+def precision_name(mixed_precision: str | None) -> str:
+    """The precision a Config.MIXED_PRECISION computes in: "float32", "bfloat16" or "float16" (Keras' policy
+    names and the short names both read)."""
+    names = {None: "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+    return names.get(mixed_precision, str(mixed_precision))
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config overrides of the model options, as infer makes them
+    (:func:`fashion.cli_common.inference_overrides`), with MIXED_PRECISION from --precision."""
+    overrides = inference_overrides(args)
+    if "MIXED_PRECISION" not in overrides:  # the shared options do not read --precision (yet): serve's own
+        overrides["MIXED_PRECISION"] = mixed_precision_policy(args.precision)
+    return overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
     )
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="compute precision")
+    if p.get_default("precision") is None:  # until the shared model options include --precision
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default="float32",
+            help="numeric precision of the model (default float32; auto is float32 for now)",
+        )
     defaults = ServiceSettings()
     p.add_argument(
         "--max-batch",
@@ -188,14 +210,12 @@ def _run(args: argparse.Namespace) -> int:
     settings_from(args, 1 if fixed_batch is None else fixed_batch)  # options checked before anything slow
     check_port(args.host, args.port)
     choice = resolve_model(args)  # fails fast (exit 2) before anything slow
-    policy = mixed_precision_policy(args.precision)
-    precision = _precision_name(policy)
+    overrides = model_overrides(args)
+    precision = precision_name(choice.config(overrides).MIXED_PRECISION)
     start_runtime(args.verbose, precision)
     max_batch, why = auto_max_batch() if fixed_batch is None else (fixed_batch, "--max-batch")
     settings = settings_from(args, max_batch)
-    overrides = inference_overrides(args)
-    overrides.update(IMAGES_PER_GPU=settings.max_batch, GPU_COUNT=1, MIXED_PRECISION=policy)
-    config = choice.config(overrides)
+    config = choice.config({**overrides, "IMAGES_PER_GPU": settings.max_batch, "GPU_COUNT": 1})
     if str(config.IMAGE_RESIZE_MODE) != "square" and settings.max_batch > 1:
         print(
             f"Note: IMAGE_RESIZE_MODE {config.IMAGE_RESIZE_MODE!r} molds images to different sizes: each image "

@@ -1,5 +1,6 @@
-"""A fake detector and image helpers for the service tests, and a real service process (``served``) on the
-tiny preset's random weights shared by the process and browser tests."""
+"""A fake detector and image helpers for the service tests; the service with the fake detector on uvicorn in a
+thread (``fake_served``, fast: the browser test on CI); and a real service process (``served``) on the tiny
+preset's random weights (slow: the process tests and the browser test's slow variant)."""
 
 from __future__ import annotations
 
@@ -127,11 +128,45 @@ def kit() -> type[Kit]:
     return Kit
 
 
-# ------------------------------------------------------------------------------------------ a real process
+# ------------------------------------------------------------------------------------------ real servers
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ThreadedService:
+    """uvicorn serving ``app`` on 127.0.0.1:port from a thread of the test process (no TensorFlow needed)."""
+
+    def __init__(self, app, timeout: float = 30.0):
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on {self.url}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def fake_served():
+    """The service of the fake detector (with attributes, batches of up to 4) on a real uvicorn server."""
+    from fashion.serve.app import ServiceSettings, create_app
+
+    app = create_app(FakeDetector(attributes=True), fake_info(attributes=True), ServiceSettings(max_batch=4))
+    service = ThreadedService(app)
+    yield service
+    service.stop()
 
 
 class ServiceProcess:
@@ -183,24 +218,30 @@ class ServiceProcess:
 
 
 @pytest.fixture(scope="session")
-def service_weights(tmp_path_factory) -> str:
-    """An .h5 of the tiny preset's random weights (seed 2) that records its classes (thesis11), preset and
-    dataset format, as a checkpoint written by fashion/train.py does: --weights alone says what it is."""
-    import keras
+def service_weights(tiny_random_weights, tmp_path_factory) -> str:
+    """An .h5 of the tiny preset's random weights (seed 2, the file test_infer uses) that records its classes
+    (thesis11), preset and dataset format, as a checkpoint written by fashion/train.py does: --weights alone
+    says what it is."""
+    import shutil
+
+    import h5py
 
     from fashion.cli_common import resolve_categories
     from fashion.config import make_config
-    from mrcnn.model import MaskRCNN
+    from mrcnn.metadata import CheckpointMetadata, write_metadata
 
-    keras.utils.set_random_seed(2)
-    folder = tmp_path_factory.mktemp("serve_weights")
-    model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
     categories = resolve_categories("tiny")
-    model.class_names = ["BG"] + [c.name for c in categories]
-    model.class_source_ids = [0] + [c.id for c in categories]
-    model.checkpoint_fields = {"preset": "tiny", "dataset_format": "imaterialist"}
-    path = str(folder / "mask_rcnn_fashion_0001.h5")
-    model.save_weights(path)
+    metadata = CheckpointMetadata.from_config(
+        make_config("tiny", inference=True),
+        class_names=["BG"] + [c.name for c in categories],
+        class_source_ids=[0] + [c.id for c in categories],
+        preset="tiny",
+        dataset_format="imaterialist",
+    )
+    path = str(tmp_path_factory.mktemp("serve_weights") / "mask_rcnn_fashion_0001.h5")
+    shutil.copyfile(tiny_random_weights(2), path)
+    with h5py.File(path, "r+") as f:
+        write_metadata(f, metadata)
     return path
 
 
@@ -218,7 +259,9 @@ def served(_service_holder, service_weights) -> ServiceProcess:
     image gets DETECTION_MAX_INSTANCES garments; started once, again only if a test stopped it."""
     service = _service_holder.get("service")
     if service is None or service.proc.poll() is not None:
-        service = ServiceProcess(service_weights, ("--min-confidence", "0", "--max-batch", "4"))
+        service = ServiceProcess(
+            service_weights, ("--min-confidence", "0", "--max-batch", "4", "--precision", "float32")
+        )
         _service_holder["service"] = service
         try:
             service.wait_ready()

@@ -1,7 +1,9 @@
 """The upload page in a real headless Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium)
-against the real service process: choose a file, wait for the overlay and the garment list, hover a garment,
-open the JSON, drop a second image. A screenshot is kept in ``$FASHION_TEST_ARTIFACTS`` (default
-``test-artifacts/`` at the repository root).
+on a real uvicorn server: choose a file, wait for the overlay and the garment list, hover a garment, open the
+JSON, drop a second image. On CI the server runs the fake detector (``fake_served``: the page and the API are
+the same, no model start-up); the slow variant runs the real service process on the tiny preset's random
+weights. A screenshot is kept in ``$FASHION_TEST_ARTIFACTS`` (default ``test-artifacts/`` at the repository
+root).
 
 Skipped when Chromium or its driver is missing, except on CI (``CI=true``), where ``.ci/run`` installs them and
 their absence is a failure.
@@ -60,6 +62,15 @@ def browser(tmp_path, monkeypatch):
     driver.quit()
 
 
+@pytest.fixture(params=["fake-model", pytest.param("tiny-model", marks=pytest.mark.slow)])
+def page_service(request):
+    """(service with .url, garments per image): the fake detector's 4 in a uvicorn thread, or the real
+    service process's 10 (the tiny preset's DETECTION_MAX_INSTANCES at --min-confidence 0)."""
+    if request.param == "fake-model":
+        return request.getfixturevalue("fake_served"), 4
+    return request.getfixturevalue("served"), 10
+
+
 def artifacts_dir(kit) -> Path:
     folder = Path(os.environ.get("FASHION_TEST_ARTIFACTS", kit.REPO / "test-artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,11 +88,14 @@ def wait_for_state(driver, state: str, timeout: float = 120.0):
     return status
 
 
-def test_upload_page_shows_overlay_garments_highlights_and_json(served, browser, kit):
+def test_upload_page_shows_overlay_garments_highlights_and_json(page_service, browser, kit, request):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait
 
+    served, _ = page_service
     image_path = kit.SAMPLE_IMAGES[1]
+    with urllib.request.urlopen(served.url + "/v1/model", timeout=30) as response:
+        model = json.loads(response.read())
     with urllib.request.urlopen(
         urllib.request.Request(served.url + "/v1/parse?polygons=true", data=image_path.read_bytes()),
         timeout=120,
@@ -90,7 +104,7 @@ def test_upload_page_shows_overlay_garments_highlights_and_json(served, browser,
 
     browser.get(served.url + "/")
     WebDriverWait(browser, 30).until(lambda d: "classes" in d.find_element("id", "model-line").text)
-    assert "mask_rcnn_fashion_0001.h5" in browser.find_element("id", "model-line").text
+    assert model["name"] in browser.find_element("id", "model-line").text
 
     browser.find_element("id", "file").send_keys(str(image_path))
     status = wait_for_state(browser, "done")
@@ -109,6 +123,9 @@ def test_upload_page_shows_overlay_garments_highlights_and_json(served, browser,
     for item, garment in zip(items, expected["garments"]):
         assert item.find_element("class name", "name").text == garment["class_name"]
         assert item.find_element("class name", "score").text == f"{garment['score']:.2f}"
+        shown = [a.text for a in item.find_elements("class name", "attributes")]
+        wanted = ", ".join(f"{a['name']} {a['score']:.2f}" for a in garment.get("attributes") or [])
+        assert shown == ([wanted] if wanted else [])
 
     ActionChains(browser).move_to_element(items[0]).perform()
     WebDriverWait(browser, 10).until(lambda d: "active" in items[0].get_attribute("class"))
@@ -116,7 +133,7 @@ def test_upload_page_shows_overlay_garments_highlights_and_json(served, browser,
     assert len(polygons) == len(expected["garments"][0]["polygons"]) > 0
     box = browser.find_element("id", "highlight").size
     assert abs(box["width"] - overlay.size["width"]) <= 1 and abs(box["height"] - overlay.size["height"]) <= 1
-    browser.save_screenshot(str(artifacts_dir(kit) / "serve_upload_page.png"))
+    browser.save_screenshot(str(artifacts_dir(kit) / f"serve_upload_page_{request.node.callspec.id}.png"))
 
     ActionChains(browser).move_to_element(browser.find_element("id", "drop")).perform()
     WebDriverWait(browser, 10).until(lambda d: not d.find_elements("css selector", "#highlight polygon"))
@@ -138,7 +155,8 @@ def test_upload_page_shows_overlay_garments_highlights_and_json(served, browser,
     assert linked["image"] == expected["image"]
 
 
-def test_dropping_an_image_on_the_page_parses_it(served, browser):
+def test_dropping_an_image_on_the_page_parses_it(page_service, browser):
+    served, garments = page_service
     browser.get(served.url + "/")
     browser.execute_script("document.body.dataset.state = 'waiting';")
     # A real drop event carrying a PNG made in the page (WebDriver cannot drag files from the desktop).
@@ -160,5 +178,5 @@ def test_dropping_an_image_on_the_page_parses_it(served, browser):
     )
     status = wait_for_state(browser, "done")
     assert status.endswith("garments in dropped.png")
-    assert len(browser.find_elements("css selector", "#garments li")) == 10
+    assert len(browser.find_elements("css selector", "#garments li")) == garments
     assert "160×200 PNG" in browser.find_element("id", "timing").text

@@ -5,7 +5,15 @@ import socket
 
 import pytest
 
-from fashion.serve.cli import build_parser, main, mixed_precision_policy, settings_from
+from fashion.serve import cli
+from fashion.serve.cli import (
+    build_parser,
+    main,
+    mixed_precision_policy,
+    model_overrides,
+    precision_name,
+    settings_from,
+)
 
 
 def run(argv, capsys):
@@ -79,3 +87,43 @@ def test_precision_choices_map_to_mixed_precision_policies():
     assert mixed_precision_policy("float16") == "mixed_float16"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--weights", "x.h5", "--precision", "int8"])
+
+
+def test_model_overrides_are_infers_plus_the_precision():
+    args = build_parser().parse_args(
+        ["--weights", "x.h5", "--min-confidence", "0.2", "--max-instances", "7", "--precision", "float16"]
+    )
+    overrides = model_overrides(args)
+    assert overrides["DETECTION_MIN_CONFIDENCE"] == 0.2 and overrides["DETECTION_MAX_INSTANCES"] == 7
+    assert precision_name(overrides["MIXED_PRECISION"]) == "float16"
+    assert [precision_name(p) for p in (None, "mixed_bfloat16", "bfloat16", "float32")] == [
+        "float32",
+        "bfloat16",
+        "bfloat16",
+        "float32",
+    ]
+
+
+def test_a_shared_precision_option_replaces_serves_own(monkeypatch):
+    """When fashion.cli_common's model options bring --precision (and inference_overrides reads it), the
+    service takes both rather than adding a second --precision."""
+    add_shared = cli.add_model_arguments
+    shared_overrides = cli.inference_overrides
+
+    def add_model_arguments(parser):
+        add_shared(parser)
+        parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto")
+
+    def inference_overrides(args):
+        return {
+            **shared_overrides(args),
+            "MIXED_PRECISION": {"auto": "float32"}.get(args.precision, args.precision),
+        }
+
+    monkeypatch.setattr(cli, "add_model_arguments", add_model_arguments)
+    monkeypatch.setattr(cli, "inference_overrides", inference_overrides)
+    parse = build_parser().parse_args
+    assert parse(["--weights", "x.h5"]).precision == "auto"
+    assert precision_name(model_overrides(parse(["--weights", "x.h5"]))["MIXED_PRECISION"]) == "float32"
+    args = parse(["--weights", "x.h5", "--precision", "bfloat16"])
+    assert precision_name(model_overrides(args)["MIXED_PRECISION"]) == "bfloat16"

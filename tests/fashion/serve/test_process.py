@@ -1,6 +1,10 @@
 """``python -m fashion.serve`` as a real uvicorn process on a free loopback port, with the tiny preset's random
 weights: what the checkpoint says, real detections, batches of concurrent requests that agree with a lone
-request's answer, and SIGTERM finishing the requests in flight."""
+request's answer, and SIGTERM finishing the requests in flight.
+
+Slow (a minute on a loaded 2-core machine, mostly the process's TensorFlow start-up and tracing): CI runs the
+command in-process instead (test_command.py) and the page on a uvicorn thread (test_browser.py).
+"""
 
 import io
 import json
@@ -15,6 +19,8 @@ import pytest
 from PIL import Image
 
 from fashion.cli_common import resolve_categories
+
+pytestmark = pytest.mark.slow
 
 
 def request(url, data=None, timeout=120):
