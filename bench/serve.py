@@ -8,7 +8,8 @@ For each --max-batch setting it starts the service (``python -m fashion.serve``)
 count a fixed number of ``POST /v1/parse`` requests (the shipped sample's photos, raw bodies, one keep-alive connection per
 client thread) and stops the service. It prints, per row: throughput (requests/s), p50 / p95 / p99 latency,
 errors (non-200 answers; must be 0 while the clients stay below the queue limit), the mean batch the model ran,
-and the server's resident memory after the warm-up and after the row. The last lines compare throughput at the
+the server's CPU seconds (user + system, all threads) per request, which a shared machine's load inflates far
+less than wall-clock times, and the server's resident memory after the warm-up and after the row. The last lines compare throughput at the
 most and at one client, and with and without batching, measured in this run, and time ``detect()`` alone per
 image at each --detect-batches size (what a batch saves in the model itself). Run it once more with
 ``TF_ENABLE_ONEDNN_OPTS=1`` to see the other CPU kernels (the service's first line says which ran).
@@ -32,6 +33,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's packages, whatever is installed
 SAMPLE = REPO / "fashion" / "sample" / "train"
 
 
@@ -50,6 +52,15 @@ def rss_mib(pid: int) -> float | None:
     except OSError:
         pass
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process (Linux) has used so far, its threads included, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class Service:
@@ -158,7 +169,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def time_detect(args: argparse.Namespace, images: list[bytes], batches: list[int], repeats: int = 5) -> dict:
-    """Median seconds per image of ``detect()`` alone, in this process, for each batch size (the model of the
+    """Median (wall, CPU) seconds per image of ``detect()`` alone, in this process, for each batch size (the model of the
     service, built with IMAGES_PER_GPU = the largest batch and warmed up as the service does)."""
     import io
 
@@ -180,12 +191,13 @@ def time_detect(args: argparse.Namespace, images: list[bytes], batches: list[int
     pixels = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in images[: max(batches)]]
     seconds = {}
     for batch in batches:
-        times = []
+        walls, cpus = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             served.detect(pixels[:batch])
-            times.append((time.perf_counter() - start) / batch)
-        seconds[batch] = statistics.median(times)
+            walls.append((time.perf_counter() - start) / batch)
+            cpus.append((time.process_time() - cpu_start) / batch)
+        seconds[batch] = (statistics.median(walls), statistics.median(cpus))
     return seconds
 
 
@@ -245,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warm-up errors at {c} clients: {warm['errors'][:3]}")
             baseline = rss_mib(service.proc.pid)
             for c in clients:
+                cpu_before = cpu_seconds(service.proc.pid)
                 result = run_load(service.port, images, args.requests, c)
+                cpu_after = cpu_seconds(service.proc.pid)
                 lat = result["latencies"]
                 rows.append(
                     {
@@ -257,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                         "p99": percentile(lat, 99),
                         "errors": len(result["errors"]),
                         "batch": statistics.mean(result["batches"]) if result["batches"] else float("nan"),
+                        "cpu_ms": 1000 * (cpu_after - cpu_before) / max(len(lat), 1)
+                        if cpu_before is not None and cpu_after is not None
+                        else float("nan"),
                         "rss_before": baseline,
                         "rss_after": rss_mib(service.proc.pid),
                     }
@@ -267,15 +284,16 @@ def main(argv: list[str] | None = None) -> int:
             service.stop()
 
     print(
-        "| max batch | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | mean batch | RSS after warm-up MiB | RSS after row MiB |"
+        "| max batch | clients | requests/s | p50 ms | p95 ms | p99 ms | errors | mean batch | server CPU ms/request "
+        "| RSS after warm-up MiB | RSS after row MiB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mem = lambda v: f"{v:.0f}" if v is not None else "n/a"  # noqa: E731
         print(
             f"| {r['max_batch']} | {r['clients']} | {r['throughput']:.2f} | {1000 * r['p50']:.0f} | "
             f"{1000 * r['p95']:.0f} | {1000 * r['p99']:.0f} | {r['errors']} | {r['batch']:.2f} | "
-            f"{mem(r['rss_before'])} | {mem(r['rss_after'])} |"
+            f"{r['cpu_ms']:.0f} | {mem(r['rss_before'])} | {mem(r['rss_after'])} |"
         )
     print()
     by = {(r["max_batch"], r["clients"]): r for r in rows}
@@ -296,10 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"largest memory growth after warm-up: {max(growth):.0f} MiB")
     if args.detect_batches:
         per_image = time_detect(args, images, [int(b) for b in args.detect_batches.split(",")])
-        alone = per_image[min(per_image)]
-        for batch, seconds in per_image.items():
+        alone, alone_cpu = per_image[min(per_image)]
+        for batch, (seconds, cpu) in per_image.items():
             print(
-                f"detect() alone, batch {batch}: {1000 * seconds:.1f} ms per image ({seconds / alone:.2f}x batch 1)"
+                f"detect() alone, batch {batch}: {1000 * seconds:.1f} ms per image ({seconds / alone:.2f}x batch 1), "
+                f"CPU {1000 * cpu:.1f} ms per image ({cpu / alone_cpu:.2f}x batch 1)"
             )
     errors = sum(r["errors"] for r in rows)
     if errors and high <= args.max_queue:

@@ -138,7 +138,7 @@ def test_default_logs_folder_is_that_of_the_current_directory(places, tmp_path):
     assert proc.returncode == 2 and "no training run of 'fashion' in 'logs'" in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize("name", ["fashion-train", "fashion-evaluate", "fashion-infer"])
+@pytest.mark.parametrize("name", ["fashion-train", "fashion-evaluate", "fashion-infer", "fashion-serve"])
 def test_installed_commands(name):
     exe = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     if exe is None:
