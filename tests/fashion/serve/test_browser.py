@@ -11,7 +11,6 @@ their absence is a failure.
 
 import json
 import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -40,8 +39,9 @@ def _unavailable(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture
-def browser(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the module's tests (starting it takes seconds)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
     if missing:
         _unavailable(f"{' and '.join(missing)} not installed (apt-get install chromium chromium-driver)")
@@ -50,13 +50,20 @@ def browser(tmp_path, monkeypatch):
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         _unavailable("selenium is not installed (pip install -e '.[dev]')")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never try to download a browser
+    offline = os.environ.get("SE_OFFLINE")
+    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never try to download a browser
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}")
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    finally:
+        if offline is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = offline
     driver.set_script_timeout(60)
     yield driver
     driver.quit()
