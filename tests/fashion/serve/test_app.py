@@ -254,10 +254,11 @@ def test_paths_outside_the_page_files_are_not_served(make_client):
 
 
 def test_queue_full_is_503_with_retry_after(make_client, kit):
-    gate = threading.Event()
+    gate, taken = threading.Event(), threading.Event()
 
     class Held(kit.FakeDetector):
         def detect(self, images):
+            taken.set()
             gate.wait(10)
             return super().detect(images)
 
@@ -266,7 +267,7 @@ def test_queue_full_is_503_with_retry_after(make_client, kit):
     with ThreadPoolExecutor(3) as pool:
         running = pool.submit(client.post, "/v1/parse", content=data)  # taken by the worker, held
         batcher = client.app.state.batcher
-        _wait_for(lambda: batcher.queued == 0 and not running.done(), "the worker to take the first image")
+        assert taken.wait(10), "the worker did not take the first image"
         queued = pool.submit(client.post, "/v1/parse", content=data)
         _wait_for(lambda: batcher.queued == 1, "the second image to be queued")
         refused = client.post("/v1/parse", content=data)

@@ -24,8 +24,10 @@ class Recorder:
         self.calls: list[list[int]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set when a call has begun (before it waits at the gate)
 
     def detect(self, images):
+        self.entered.set()
         self.gate.wait(10)
         values = [int(image[0, 0, 0]) for image in images]
         self.calls.append(values)
@@ -38,6 +40,13 @@ class Recorder:
 
 def image(value: int) -> np.ndarray:
     return np.full((4, 4, 3), value, np.uint8)
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 def started(detector: BatchingDetector) -> BatchingDetector:
@@ -83,11 +92,9 @@ def test_a_full_queue_refuses_at_once_with_a_retry_time():
 
     async def main():
         first = asyncio.ensure_future(detector.detect(image(0)))
-        while not model.calls and detector.queued:  # wait until the worker has taken image 0
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        await until(model.entered.is_set)  # the worker has taken image 0 and waits at the gate
         queued = [asyncio.ensure_future(detector.detect(image(v))) for v in (1, 2)]
-        await asyncio.sleep(0.05)
+        await until(lambda: detector.queued == 2)
         with pytest.raises(QueueFullError) as caught:
             await detector.detect(image(3))
         assert caught.value.retry_after >= 1 and "busy" in str(caught.value)
@@ -110,7 +117,7 @@ def test_a_request_that_times_out_is_not_computed_later():
 
     async def main():
         blocker = asyncio.ensure_future(detector.detect(image(0)))
-        await asyncio.sleep(0.1)
+        await until(model.entered.is_set)  # the worker holds image 0
         with pytest.raises(TimeoutError):
             await detector.detect(image(7), timeout=0.05)
         model.gate.set()
