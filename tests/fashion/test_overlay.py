@@ -38,7 +38,8 @@ def test_masks_are_tinted_with_their_class_colour_and_outlined():
     image = np.full((600, 700, 3), 100, np.uint8)  # drawn at its own size
     found = detections(600, 700, [(100, 100, 300, 300)], [1], [0.9])
     pixels = np.asarray(draw_overlay(image, found, NAMES))
-    np.testing.assert_allclose(pixels[250, 250], blend([100, 100, 100], 1), atol=1)  # inside, below the caption
+    # inside, below the caption
+    np.testing.assert_allclose(pixels[250, 250], blend([100, 100, 100], 1), atol=1)
     color = np.round(np.array(class_colors([1])[0]) * 255.0)
     np.testing.assert_allclose(pixels[200, 100], color, atol=1)  # the mask's left edge: the outline
     assert tuple(pixels[500, 500]) == (100, 100, 100)  # outside: untouched
