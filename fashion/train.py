@@ -38,7 +38,6 @@ from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, s
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
 COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
-COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 
 
 class TrainError(CLIError):
@@ -83,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oversample-min", type=int, help="repeat images of classes with fewer images up to this")
     p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
     p.add_argument("--logs", default=DEFAULT_LOGS, help="log/checkpoint folder (default ./logs)")
-    p.add_argument("--weights-dir", default="weights", help="where coco weights live (default ./weights)")
+    p.add_argument(
+        "--weights-dir",
+        default="weights",
+        help="where downloaded weights (coco, imagenet) live (default ./weights)",
+    )
     p.add_argument("--name", help="config NAME (log folder and checkpoint prefix; default 'fashion')")
     p.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the balancing")
@@ -142,33 +145,37 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
 
 # --------------------------------------------------------------------------------------------- weights
 def resolve_weights(choice: str, weights_dir: str) -> str | None:
-    """The file --weights names, downloading COCO's once; None for none/last/imagenet (resolved later).
+    """The file --weights names: a path, or a weights catalogue entry (``coco``, ``imagenet``; see
+    :mod:`mrcnn.catalogue`) looked for in ``weights_dir`` and the default cache and downloaded once into
+    ``weights_dir``; None for none/last (resolved later).
 
     Runs before the model is built, so a failed download stops the run at once. Raises TrainError with advice.
     """
-    if choice in ("none", "last", "imagenet"):
-        return None
-    if choice == "coco":
-        from mrcnn import utils
+    from mrcnn.catalogue import WEIGHTS
 
-        path = os.path.join(weights_dir, "mask_rcnn_coco.h5")
-        if not os.path.exists(path):
-            try:
-                utils.download_trained_weights(path)
-            except Exception as e:  # no network, proxy, wrong size ...
-                raise TrainError(
-                    f"could not download Matterport's COCO weights to {path}: {type(e).__name__}: {e}\n"
-                    "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
-                    f"(or copy mask_rcnn_coco.h5 into {weights_dir} and --weights coco finds it)."
-                ) from e
-        return path
+    if choice in ("none", "last"):
+        return None
+    if choice in WEIGHTS:
+        entry = WEIGHTS.get(choice)
+        try:
+            return entry.fetch(weights_dir)
+        except Exception as e:  # no network, proxy, wrong size ...
+            raise TrainError(
+                f"could not download {entry.description} to {os.path.join(weights_dir, entry.filename)}: "
+                f"{type(e).__name__}: {e}\n"
+                "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
+                f"(or copy {entry.filename} into {weights_dir} and --weights {choice} finds it)."
+            ) from e
     if not os.path.exists(choice):
-        raise TrainError(f"--weights {choice!r}: no such file (use coco, imagenet, last, none or a path)")
+        known = ", ".join(WEIGHTS)
+        raise TrainError(f"--weights {choice!r}: no such file (use {known}, last, none or a path)")
     return choice
 
 
 def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
     """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description."""
+    from mrcnn.catalogue import HEAD_LAYERS, WEIGHTS
+
     if choice == "none":
         return "none (random initialisation)"
     if choice == "last":
@@ -178,16 +185,11 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
             raise TrainError(f"--weights last: {e}. Start a run first (e.g. --weights none).") from e
         model.load_weights(path, by_name=True)
         return f"last checkpoint {path} (resuming after epoch {model.epoch})"
-    if choice == "coco":
-        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
-        return f"COCO {path} (without {', '.join(COCO_HEAD_LAYERS)})"
-    if choice == "imagenet":
-        try:
-            path = model.get_imagenet_weights()
-        except Exception as e:
-            raise TrainError(f"{e}\nUse --weights none or --weights PATH instead.") from e
-        model.load_weights(path, by_name=True)
-        return f"ImageNet ResNet50 {path}"
+    if choice in WEIGHTS:
+        entry = WEIGHTS.get(choice)
+        exclude = entry.exclude_for(model.config.NUM_CLASSES)
+        model.load_weights(path, by_name=True, exclude=list(exclude))
+        return f"{entry.description} {path}" + (f" (without {', '.join(exclude)})" if exclude else "")
     try:
         model.load_weights(path, by_name=True)
         return f"{path}"
@@ -196,8 +198,8 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
     except ValueError as e:
         # Usually another class count: load everything but the class-specific heads.
         print(f"Note: {e}\n      loading {path} without the class-specific head layers instead")
-        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
-        return f"{path} (without {', '.join(COCO_HEAD_LAYERS)})"
+        model.load_weights(path, by_name=True, exclude=list(HEAD_LAYERS))
+        return f"{path} (without {', '.join(HEAD_LAYERS)})"
 
 
 # --------------------------------------------------------------------------------------------- evaluation

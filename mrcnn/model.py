@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.catalogue import IMAGENET_RESNET50, WeightsFile
 from mrcnn.config import Config
 from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
 from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
@@ -43,12 +44,9 @@ from mrcnn.training import (
 )
 from mrcnn.weights import load_weights_h5, save_weights_h5
 
-# ResNet50 ImageNet weights in Matterport's layer names (the keras-applications release Matterport used).
-IMAGENET_RESNET50_URL = (
-    "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-)
-IMAGENET_RESNET50_MD5 = "a268eb855778b3df3c7506639542a6af"
+# The ImageNet ResNet50 entry of the weights catalogue (mrcnn.catalogue), under its former names.
+IMAGENET_RESNET50_URL = IMAGENET_RESNET50.url
+IMAGENET_RESNET50_MD5 = IMAGENET_RESNET50.md5
 
 _CHECKPOINT_RE = re.compile(
     r".*[/\\][\w-]+(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})[/\\]mask\_rcnn\_[\w-]+(\d{4})\.h5$"
@@ -137,13 +135,23 @@ class MaskRCNN:
 
     # -- weights and log folders ---------------------------------------------------------------------------
 
-    def load_weights(self, filepath: str, by_name: bool = False, exclude: Sequence[str] | None = None):
+    def load_weights(
+        self, filepath: str | WeightsFile, by_name: bool = False, exclude: Sequence[str] | None = None
+    ):
         """Load a Keras-2 layout ``.h5`` (Matterport's files or ours).
+
+        ``filepath`` may also be an entry of the weights catalogue (``mrcnn.catalogue.get_weights("coco")``):
+        it is fetched (cached, downloaded once) and, unless ``exclude`` is given, the class-specific heads
+        are left out when this model's NUM_CLASSES differs from the file's.
 
         ``by_name`` matches layers by name (the nested RPN included) and skips layers absent from the file;
         ``exclude`` lists layer names never loaded. A shape mismatch in a loaded layer raises an error naming
         the layer and both shapes, and leaves the model untouched. Returns the load report.
         """
+        if isinstance(filepath, WeightsFile):
+            if exclude is None:
+                exclude = filepath.exclude_for(self.config.NUM_CLASSES)
+            filepath = filepath.fetch()
         report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
         self.checkpoint_metadata = metadata = read_metadata(filepath)
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
@@ -198,19 +206,13 @@ class MaskRCNN:
         return model
 
     def get_imagenet_weights(self) -> str:
-        """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
-        try:
-            return keras.utils.get_file(
-                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                IMAGENET_RESNET50_URL,
-                cache_subdir="models",
-                file_hash=IMAGENET_RESNET50_MD5,
-            )
-        except Exception as error:  # network errors come in several types
-            raise ConnectionError(
-                f"could not download the ImageNet ResNet50 weights from {IMAGENET_RESNET50_URL} ({error}). "
-                "Download the file by hand and pass its path to load_weights(), or train from scratch."
-            ) from error
+        """Path of the ResNet50 ImageNet weights in Matterport's layer names, downloaded once (checked against
+        the catalogue's MD5) into Keras' cache, ``~/.keras/models`` (see :mod:`mrcnn.catalogue`).
+
+        Raises :class:`mrcnn.download.WeightsConnectionError` (a ConnectionError) offline; its message says
+        where to put a copy made elsewhere.
+        """
+        return IMAGENET_RESNET50.fetch(verbose=0)
 
     def find_last(self) -> str:
         """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""

@@ -9,16 +9,19 @@ from fashion.make_sample import DEFAULT_OUT as SAMPLE
 
 
 def test_coco_download_failure_says_so_and_suggests_alternatives(tmp_path, monkeypatch, capsys):
-    from mrcnn import utils
+    from mrcnn import download
 
     def offline(path, *args, **kwargs):
         raise ConnectionError("network is unreachable")
 
-    monkeypatch.setattr(utils, "download_trained_weights", offline)
+    monkeypatch.setattr(download, "download_trained_weights", offline)
+    monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path / "cache"))
     argv = ["--dataset", SAMPLE, "--preset", "tiny", "--weights", "coco", "--weights-dir", str(tmp_path)]
     assert train_cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "could not download Matterport's COCO weights" in err and "network is unreachable" in err
+    assert (
+        "could not download Matterport's COCO-trained Mask R-CNN" in err and "network is unreachable" in err
+    )
     assert "--weights none" in err and "--weights PATH" in err
     assert not os.listdir(tmp_path)
 
