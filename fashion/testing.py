@@ -1,4 +1,4 @@
-"""Test helpers of the fashion package: the ``tiny`` preset, registered when this module is imported.
+"""Test helpers of the fashion package: the ``tiny`` preset and schedule, registered when this module is imported.
 
 ``tiny`` is the ``sample`` preset with 2 steps per epoch, 1 validation step and 16 training ROIs per image:
 a whole ``fashion/train.py`` run on the shipped sample takes about a minute on 2 CPU cores. It is not one of
@@ -10,8 +10,18 @@ registered preset.
 from __future__ import annotations
 
 from fashion.config import SMALL_SETTINGS, Preset, register_preset
+from fashion.schedules import SCHEDULES, Stage
 
-__all__ = ["TINY"]
+__all__ = ["TINY", "TINY_SCHEDULE"]
+
+# One epoch of heads, then one of everything.
+TINY_SCHEDULE = SCHEDULES.setdefault(
+    "tiny",
+    (
+        Stage("heads", "heads", 1, 0.001),
+        Stage("all", "all", 2, 0.001, 0.0005, augment=True),
+    ),
+)
 
 TINY = register_preset(
     Preset(

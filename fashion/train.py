@@ -7,7 +7,8 @@
 The run: index the dataset (class subset, bad rows counted and skipped), hold out --val-split of the images,
 cap/oversample the training images, build the preset's config, print the plan, load weights, train the
 schedule's stages (Keras progress bars; a checkpoint per epoch under <logs>/<name><timestamp>/), then evaluate
-the last checkpoint on the validation images (mAP@50 and mAP@[.5:.95], mrcnn.metrics.compute_ap) and print it.
+the trained weights, in memory, on the validation images with fashion/evaluate.py's code (COCO box and mask AP,
+mAP@50, F1 and the other thesis metrics), print the table and write it to <log folder>/metrics.json.
 
 --weights last resumes the newest run of this config NAME in --logs: it continues in the stage and at the
 epoch where that run stopped, in the same log folder, with the schedule given on the command line (pass the
@@ -20,11 +21,8 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,8 +34,6 @@ from fashion.cli_common import DEFAULT_LOGS, CLIError, run_cli, start_runtime  #
 from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
-
-COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
 
 
 class TrainError(CLIError):
@@ -203,44 +199,22 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- evaluation
-def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, verbose: bool = True) -> dict:
-    """mAP@50 and mAP@[.5:.95] of ``model`` (inference mode) over ``dataset``'s images (mask IoU), as
-    Matterport's notebooks compute it: the mean over images of each image's AP from mrcnn.metrics.compute_ap.
-    Also, per class, the mean AP@50 of the images that contain it.
+def evaluate_trained(
+    model: Any, inference_config: Any, dataset: Any, limit: int | None = None, verbose: bool = True
+) -> dict:
+    """fashion/evaluate.py's evaluation (:func:`fashion.evaluate.evaluate_model`: COCO box and mask AP, the
+    thesis metrics, ...) of the training ``model``'s current weights, copied in memory into an inference model
+    of ``inference_config`` (nothing is reloaded from disk), on the first ``limit`` images of ``dataset``.
 
-    Crowd instances (negative ids) are left out of the ground truth. Images whose instances all vanish at
-    the model's image size are skipped.
+    Returns fashion/evaluate.py's JSON structure: ``summary`` (the headline numbers, flat) and the detail.
     """
-    from mrcnn.metrics import compute_ap_per_threshold
-    from mrcnn.model import load_image_gt
+    from fashion.evaluate import evaluate_model, summary
 
-    ids = list(dataset.image_ids)[: limit or None]
-    aps50, aps, per_class = [], [], {}
-    start = time.time()
-    for n, image_id in enumerate(ids, 1):
-        image, _, gt_class_ids, gt_boxes, gt_masks = load_image_gt(dataset, config, image_id)
-        keep = gt_class_ids > 0
-        gt_class_ids, gt_boxes, gt_masks = gt_class_ids[keep], gt_boxes[keep], gt_masks[:, :, keep]
-        if not len(gt_class_ids):
-            continue
-        r = model.detect([image], verbose=0)[0]
-        args = (gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"], r["scores"], r["masks"])
-        per_threshold = compute_ap_per_threshold(*args, iou_thresholds=COCO_IOU_THRESHOLDS)  # 0.5 first
-        ap50 = float(per_threshold[0])
-        aps50.append(ap50)
-        aps.append(float(np.mean(per_threshold)))
-        for c in set(gt_class_ids.tolist()):
-            per_class.setdefault(c, []).append(ap50)
-        if verbose and (n % 10 == 0 or n == len(ids)):
-            print(f"  evaluated {n}/{len(ids)} images ({time.time() - start:.0f} s)", flush=True)
-    return {
-        "images": len(aps50),
-        "mAP50": float(np.mean(aps50)) if aps50 else float("nan"),
-        "mAP50_95": float(np.mean(aps)) if aps else float("nan"),
-        "mAP50_of_images_with_class": {
-            dataset.class_info[c]["name"]: float(np.mean(v)) for c, v in sorted(per_class.items())
-        },
-    }
+    inference_model = model.for_inference(inference_config)
+    if limit:
+        dataset = dataset.subset(list(dataset.image_ids)[:limit])
+    result, skipped = evaluate_model(inference_model, dataset, progress=verbose)
+    return {"summary": summary(result), **result, "skipped_images": skipped}
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -367,21 +341,28 @@ def _run(args: argparse.Namespace) -> int:
     if not val.num_images:
         print(f"No validation images (--val-split {args.val_split}): skipping evaluation. Last: {checkpoint}")
         return 0
-    print(f"\nEvaluating {checkpoint} on {len(val.image_info)} validation images ...")
-    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
-    inference_model = MaskRCNN(mode="inference", config=inference_config, model_dir=args.logs)
-    inference_model.load_weights(checkpoint, by_name=True)
-    metrics = evaluate(inference_model, inference_config, val, limit=args.eval_limit)
-    metrics["checkpoint"] = checkpoint
-    with open(os.path.join(model.log_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=1)
     print(
-        f"Validation ({metrics['images']} images): mAP@50 = {metrics['mAP50']:.3f}, "
-        f"mAP@[.5:.95] = {metrics['mAP50_95']:.3f}"
+        f"\nEvaluating the trained weights (epoch {model.epoch}) on {len(val.image_info)} validation images ..."
     )
-    for name, ap in metrics["mAP50_of_images_with_class"].items():
-        print(f"  mAP@50 of the images with {name:<30} {ap:.3f}")
+    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
+    metrics = evaluate_trained(
+        model, inference_config, val, limit=args.eval_limit, verbose=bool(args.progress)
+    )
+    metrics["checkpoint"] = checkpoint
+    from fashion.evaluation import format_table, write_json
+
+    print(format_table(metrics))
+    path = write_json(metrics, os.path.join(model.log_dir, "metrics.json"))
+    headline = metrics["summary"]
+    print(
+        f"Validation ({metrics['num_images']} images): mask AP = {_number(headline['mask_AP'])}, "
+        f"mAP@50 = {_number(headline['mAP50'])}; all metrics in {path}"
+    )
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

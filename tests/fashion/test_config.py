@@ -69,11 +69,11 @@ def test_tiny_is_a_test_preset_registered_by_fashion_testing():
     import sys
 
     code = (
-        "import fashion.config as c; before = sorted(c.PRESETS); import fashion.testing; "
-        "print(before, 'tiny' in c.PRESETS)"
+        "import fashion.config as c, fashion.schedules as s; before = sorted(c.PRESETS), 'tiny' in s.SCHEDULES; "
+        "import fashion.testing; print(before, 'tiny' in c.PRESETS, 'tiny' in s.SCHEDULES)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['deck002', 'sample', 'thesis000', 'thesis001'] True"
+    assert out.strip() == "(['deck002', 'sample', 'thesis000', 'thesis001'], False) True True"
 
 
 def test_register_preset_refuses_to_replace_silently():

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+from fashion import evaluate as evaluate_cli
 from fashion import train as train_cli
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
 
@@ -67,12 +68,15 @@ def test_trains_on_the_sample_then_resumes_with_weights_last(tmp_path, capsys):
     assert train_cli.main([*common, "--weights", "none", "--epochs", "1,2"]) == 0
     out = capsys.readouterr().out
     assert "Plan: preset tiny" in out and "stage 2 all" in out and "29 train" in out
-    assert "mAP@50 =" in out
+    assert "mAP@50 =" in out and "Evaluating the trained weights (epoch 2)" in out
     (run,) = os.listdir(logs)
     files = set(os.listdir(logs / run))
     assert {"mask_rcnn_fashion_0001.h5", "mask_rcnn_fashion_0002.h5", "plan.json", "metrics.json"} <= files
+    # fashion/evaluate.py's metrics (one evaluation path): the same summary keys, on the 2 --eval-limit images.
     metrics = json.loads((logs / run / "metrics.json").read_text())
-    assert metrics["images"] >= 1 and 0.0 <= metrics["mAP50"] <= 1.0
+    assert metrics["num_images"] == 2 and metrics["checkpoint"].endswith("mask_rcnn_fashion_0002.h5")
+    assert set(evaluate_cli.summary(metrics)) == set(metrics["summary"])
+    assert metrics["summary"]["mAP50"] is None or 0.0 <= metrics["summary"]["mAP50"] <= 1.0
 
     # Resume: same folder, stage 1 skipped, stage 2 continued from epoch 2 to 3.
     assert train_cli.main([*common, "--weights", "last", "--epochs", "1,3"]) == 0
