@@ -140,10 +140,20 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
 
 
 # --------------------------------------------------------------------------------------------- weights
-def resolve_weights(choice: str, weights_dir: str) -> str | None:
+def catalogue_entry(choice: str, backbone: Any) -> Any:
+    """The weights catalogue entry (:mod:`mrcnn.catalogue`) --weights names, None for a path, none or last.
+    ``imagenet`` is the ImageNet ResNet of ``backbone``'s depth (ResNet101 for the 101-layer backbones)."""
+    from mrcnn.catalogue import WEIGHTS, imagenet_weights
+
+    if choice == "imagenet":
+        return imagenet_weights(backbone)
+    return WEIGHTS.get(choice) if choice in WEIGHTS else None
+
+
+def resolve_weights(choice: str, weights_dir: str, backbone: Any = "resnet101") -> str | None:
     """The file --weights names: a path, or a weights catalogue entry (``coco``, ``imagenet``; see
-    :mod:`mrcnn.catalogue`) looked for in ``weights_dir`` and the default cache and downloaded once into
-    ``weights_dir``; None for none/last (resolved later).
+    :func:`catalogue_entry`) looked for in ``weights_dir`` and the default cache and downloaded once into
+    ``weights_dir``; None for none/last (resolved later). ``backbone``: the run's Config.BACKBONE.
 
     Runs before the model is built, so a failed download stops the run at once. Raises TrainError with advice.
     """
@@ -151,8 +161,8 @@ def resolve_weights(choice: str, weights_dir: str) -> str | None:
 
     if choice in ("none", "last"):
         return None
-    if choice in WEIGHTS:
-        entry = WEIGHTS.get(choice)
+    entry = catalogue_entry(choice, backbone)
+    if entry is not None:
         try:
             return entry.fetch(weights_dir)
         except Exception as e:  # no network, proxy, wrong size ...
@@ -170,7 +180,7 @@ def resolve_weights(choice: str, weights_dir: str) -> str | None:
 
 def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
     """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description."""
-    from mrcnn.catalogue import HEAD_LAYERS, WEIGHTS
+    from mrcnn.catalogue import HEAD_LAYERS
 
     if choice == "none":
         return "none (random initialisation)"
@@ -181,8 +191,8 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
             raise TrainError(f"--weights last: {e}. Start a run first (e.g. --weights none).") from e
         model.load_weights(path, by_name=True)
         return f"last checkpoint {path} (resuming after epoch {model.epoch})"
-    if choice in WEIGHTS:
-        entry = WEIGHTS.get(choice)
+    entry = catalogue_entry(choice, model.config.BACKBONE)
+    if entry is not None:
         exclude = entry.exclude_for(model.config.NUM_CLASSES)
         model.load_weights(path, by_name=True, exclude=list(exclude))
         return f"{entry.description} {path}" + (f" (without {', '.join(exclude)})" if exclude else "")
@@ -278,8 +288,11 @@ def _run(args: argparse.Namespace) -> int:
         overrides["VALIDATION_STEPS"] = args.validation_steps
     if args.name:
         overrides["NAME"] = args.name
-    max_dim = int(make_config(args.preset, **overrides).IMAGE_MAX_DIM)
-    weights_path = resolve_weights(args.weights, args.weights_dir)  # before anything slow
+    preset_config = make_config(args.preset, **overrides)
+    max_dim = int(preset_config.IMAGE_MAX_DIM)
+    weights_path = resolve_weights(
+        args.weights, args.weights_dir, preset_config.BACKBONE
+    )  # before anything slow
 
     dataset, train, val = prepare_data(args, preset, max_dim)
     config = make_config(args.preset, num_classes=dataset.num_classes, **overrides)

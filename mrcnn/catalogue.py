@@ -32,6 +32,8 @@ __all__ = [
     "WeightsFile",
     "default_cache_dir",
     "get_weights",
+    "imagenet_weights",
+    "register_weights",
 ]
 
 # The layers whose shapes depend on NUM_CLASSES: left out when a detector's weights start a model with other
@@ -72,6 +74,8 @@ class WeightsFile:
     backbone: the ``Config.BACKBONE`` the weights are for. class_names: a detector's classes by class id
         ("BG" first); None for a backbone alone. exclude_for_transfer: layers to leave out when the model's
         classes differ from ``class_names``. description: one line for messages and docs.
+    layout: "matterport" (loads as published) or "keras_applications" (a keras-applications ResNet, renamed
+        once into Matterport's layer names by :func:`mrcnn.keras_applications.convert_to_matterport`).
     """
 
     name: str
@@ -84,6 +88,15 @@ class WeightsFile:
     sha256: str | None = None
     class_names: tuple[str, ...] | None = None
     exclude_for_transfer: tuple[str, ...] = ()
+    layout: str = "matterport"
+
+    @property
+    def local_filename(self) -> str:
+        """The name of the file :meth:`fetch` returns: :attr:`filename`, or for a file published in
+        keras-applications' layer names, its copy in Matterport's (``<stem>_matterport.h5``)."""
+        if self.layout == "matterport":
+            return self.filename
+        return os.path.splitext(self.filename)[0] + "_matterport.h5"
 
     @property
     def num_classes(self) -> int | None:
@@ -108,14 +121,25 @@ class WeightsFile:
         return all(file_digest(path, a).lower() == v.lower() for a, v in digests.items() if v is not None)
 
     def cached(self, cache_dir: str | os.PathLike | None = None) -> str | None:
-        """Path of a complete copy in ``cache_dir`` or the default cache, else None."""
+        """Path of a complete copy (in Matterport's layer names) in ``cache_dir`` or the default cache, else
+        None. A published keras-applications file found there is converted on the way."""
         folders = [os.fspath(cache_dir)] if cache_dir is not None else []
         folders.append(default_cache_dir())
         for folder in folders:
-            path = os.path.join(folder, self.filename)
-            if self.is_valid_copy(path):
-                return path
+            local = os.path.join(folder, self.local_filename)
+            if self.layout != "matterport" and os.path.isfile(local):
+                return local  # our own conversion, written atomically
+            if self.is_valid_copy(os.path.join(folder, self.filename)):
+                return self._local_copy(os.path.join(folder, self.filename))
         return None
+
+    def _local_copy(self, published: str) -> str:
+        if self.layout == "matterport":
+            return published
+        from mrcnn.keras_applications import convert_to_matterport
+
+        local = os.path.join(os.path.dirname(published), self.local_filename)
+        return local if os.path.isfile(local) else convert_to_matterport(published, local)
 
     def fetch(
         self, cache_dir: str | os.PathLike | None = None, verbose: int = 1, timeout: float = 60.0
@@ -136,7 +160,7 @@ class WeightsFile:
                 print(f"{self.description}: {found}")
             return found
         folder = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
-        return download.download_trained_weights(
+        published = download.download_trained_weights(
             os.path.join(folder, self.filename),
             verbose=verbose,
             url=self.url,
@@ -145,6 +169,7 @@ class WeightsFile:
             md5=self.md5,
             timeout=timeout,
         )
+        return self._local_copy(published)
 
 
 WEIGHTS: Registry[WeightsFile] = Registry("weights file", hint="a path to an .h5 file works too")
@@ -160,6 +185,12 @@ def register_weights(entry: WeightsFile, aliases: Sequence[str] = ()) -> Weights
 def get_weights(name: str) -> WeightsFile:
     """The catalogue entry ``name``; :class:`mrcnn.registry.UnknownNameError` listing the names if none."""
     return WEIGHTS.get(name)
+
+
+def imagenet_weights(backbone: object) -> WeightsFile:
+    """The ImageNet entry for ``Config.BACKBONE``: ResNet101's for the 101-layer backbones (SE included: their
+    other layers load), else ResNet50's (Matterport's only ImageNet file)."""
+    return IMAGENET_RESNET101 if isinstance(backbone, str) and backbone.endswith("101") else IMAGENET_RESNET50
 
 
 COCO = register_weights(
@@ -190,4 +221,19 @@ IMAGENET_RESNET50 = register_weights(
         md5="a268eb855778b3df3c7506639542a6af",
     ),
     aliases=("imagenet",),
+)
+
+IMAGENET_RESNET101 = register_weights(
+    WeightsFile(
+        name="imagenet_resnet101",
+        filename="resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        url=(
+            "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+            "resnet101_weights_tf_dim_ordering_tf_kernels_notop.h5"
+        ),
+        backbone="resnet101",
+        description="ImageNet-trained ResNet101 backbone (keras-applications, renamed to Matterport's layers)",
+        md5="88cf7a10940856eca736dc7b7e228a21",
+        layout="keras_applications",
+    )
 )

@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 
+import pytest
+
 from fashion import evaluate as evaluate_cli
 from fashion import train as train_cli
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
@@ -86,3 +88,17 @@ def test_trains_on_the_sample_then_resumes_with_weights_last(tmp_path, capsys):
     assert "different stages" in out  # the plan changed (3 epochs instead of 2) and is reported
     assert os.listdir(logs) == [run]
     assert "mask_rcnn_fashion_0003.h5" in os.listdir(logs / run)
+
+
+def test_weights_imagenet_is_the_resnet_of_the_presets_depth(tmp_path, monkeypatch):
+    from mrcnn import download
+
+    def offline(path, *args, **kwargs):
+        raise ConnectionError(f"offline: {os.path.basename(path)}")
+
+    monkeypatch.setattr(download, "download_trained_weights", offline)
+    monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path / "cache"))
+    for backbone, file in (("se_resnet101", "resnet101_weights"), ("resnet50", "resnet50_weights")):
+        with pytest.raises(train_cli.TrainError, match=file) as info:
+            train_cli.resolve_weights("imagenet", str(tmp_path), backbone)
+        assert "--weights none" in str(info.value)
