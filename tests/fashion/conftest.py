@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fashion.testing  # noqa: F401  (registers the tests' "tiny" preset)
 from fashion.make_sample import label_descriptions
 from fashion.rle import rle_encode
 
