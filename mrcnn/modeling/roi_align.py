@@ -51,7 +51,10 @@ def crop_and_resize_image_gradient(
     crop_height, crop_width = int(grads.shape[1]), int(grads.shape[2])
     channels = int(grads.shape[3]) if grads.shape[3] is not None else image_shape[3]
     batch, height, width = image_shape[0], image_shape[1], image_shape[2]
-    y1, x1, y2, x2 = tf.unstack(tf.cast(boxes, tf.float32), axis=1)
+    boxes = tf.cast(
+        boxes, tf.float32
+    )  # [K, 4]; indexed, not unstacked: a SavedModel traces it with shape [None, None]
+    y1, x1, y2, x2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
     rows, row_weights, row_valid = _bilinear_taps(y1, y2, height, crop_height)  # [K, ch, 2]
     cols, col_weights, col_valid = _bilinear_taps(x1, x2, width, crop_width)  # [K, cw, 2]
     box_indices = tf.cast(box_indices, tf.int32)
