@@ -260,22 +260,185 @@ def global_batch_size(config: Config, strategy: tf.distribute.Strategy) -> int:
     return config.BATCH_SIZE if replicas == 1 else config.IMAGES_PER_GPU * replicas
 
 
-class CheckpointCallback(keras.callbacks.Callback):
-    """Saves the graph's weights after every epoch as ``checkpoint_path.format(epoch=N)`` (N 1-based).
+class TrainingDivergedError(ArithmeticError):
+    """Training met a non-finite loss or non-finite weights and stopped before writing a checkpoint of them.
 
-    metadata: optional function epoch -> :class:`mrcnn.metadata.CheckpointMetadata` written into each file.
+    epoch: 1-based epoch being trained. step: 1-based step within it (None when the weights were found
+    non-finite at the end of the epoch). loss: the epoch's mean loss up to that step (non-finite).
+    terms: the non-finite loss terms. last_checkpoint: the last good checkpoint (None when none was written).
     """
 
-    def __init__(self, network: keras.Model, checkpoint_path: str, on_save=None, metadata=None):
+    def __init__(self, message, epoch, step=None, loss=None, terms=(), last_checkpoint=None):
+        super().__init__(message)
+        self.epoch, self.step, self.loss, self.terms = epoch, step, loss, list(terms)
+        self.last_checkpoint = last_checkpoint
+
+
+def _last_good(path: str | None) -> str:
+    if path:
+        return f"the last good checkpoint is {path}"
+    return "no checkpoint of this run was written"
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first step whose loss (or a loss term) is NaN or infinite, by raising
+    :class:`TrainingDivergedError` naming the epoch, the step and the loss; the epoch's checkpoint is then
+    never written. ``last_checkpoint``: a function giving the last written checkpoint, for the message.
+
+    The check reads the step's logs, which ``fit`` computes anyway (a running mean over the epoch, which
+    turns non-finite at the first non-finite step and stays so). Weights that turned non-finite in the last
+    step of an epoch are caught by :class:`CheckpointCallback`, which refuses to write them.
+    """
+
+    def __init__(self, last_checkpoint=lambda: None):
+        super().__init__()
+        self.last_checkpoint = last_checkpoint
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        bad = {k: float(v) for k, v in logs.items() if _is_number(v) and not np.isfinite(float(v))}
+        if not bad:
+            return
+        loss = bad.get("loss", float(logs.get("loss", np.nan)))
+        terms = [k for k in bad if k != "loss"]
+        last = self.last_checkpoint()
+        raise TrainingDivergedError(
+            f"training diverged at epoch {self.epoch + 1}, step {batch + 1}: loss is {loss}"
+            + (f" ({', '.join(f'{k} {bad[k]}' for k in terms)})" if terms else "")
+            + f"; stopped without writing a checkpoint of epoch {self.epoch + 1}; {_last_good(last)}. "
+            "Lower the learning rate (or check the data) and resume from the last good checkpoint.",
+            epoch=self.epoch + 1,
+            step=batch + 1,
+            loss=loss,
+            terms=terms,
+            last_checkpoint=last,
+        )
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """After every epoch: the graph's weights as ``checkpoint_path.format(epoch=N)`` (N 1-based), then the
+    epoch's row of ``history_path`` (see :mod:`mrcnn.history`), in that order.
+
+    metadata: optional function (epoch, epoch_logs) -> :class:`mrcnn.metadata.CheckpointMetadata` written
+    into each file. The checkpoint is written atomically (``save_weights_h5``); weights holding NaN or inf
+    are never written: :class:`TrainingDivergedError` stops training instead, naming the last good
+    checkpoint (``last_checkpoint``, also the one a resumed run started from).
+    """
+
+    def __init__(
+        self,
+        network: keras.Model,
+        checkpoint_path: str,
+        on_save=None,
+        metadata=None,
+        history_path: str | None = None,
+        last_checkpoint: str | None = None,
+    ):
         super().__init__()
         self.network = network
         self.checkpoint_path = checkpoint_path
         self.on_save = on_save
         self.metadata = metadata
+        self.history_path = history_path
+        self.last_checkpoint = last_checkpoint
+
+    def _learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
+        from mrcnn.history import epoch_row, record_epoch
+        from mrcnn.weights import NonFiniteWeightsError
+
         path = self.checkpoint_path.format(epoch=epoch + 1)
-        metadata = self.metadata(epoch + 1) if self.metadata is not None else None
-        save_weights_h5(self.network, path, metadata=metadata)  # writes a temporary file, then renames it
+        row = epoch_row(epoch, logs, self._learning_rate())
+        metadata = self.metadata(epoch + 1, row) if self.metadata is not None else None
+        try:
+            save_weights_h5(self.network, path, metadata=metadata, check_finite=True)
+        except NonFiniteWeightsError as e:
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch + 1}: {e}; {_last_good(self.last_checkpoint)}. Lower the "
+                "learning rate (or check the data) and resume from the last good checkpoint.",
+                epoch=epoch + 1,
+                loss=(logs or {}).get("loss"),
+                last_checkpoint=self.last_checkpoint,
+            ) from None
+        self.last_checkpoint = path
+        if self.history_path is not None:
+            record_epoch(self.history_path, row)
         if self.on_save is not None:
             self.on_save(epoch + 1, path)
+
+
+class InterruptGuard:
+    """Ctrl-C (SIGINT) during training: stops at once and is never lost.
+
+    Inside ``with InterruptGuard() as guard:`` (in the main thread) SIGINT sets ``guard.requested`` and raises
+    KeyboardInterrupt where the program is. Python drops an exception raised inside a ``__del__`` method or
+    a weakref callback (TensorFlow, h5py and the data loader run some during a step or a checkpoint write),
+    printing "Exception ignored in ..." and going on; :meth:`callback` re-raises at the next step, at the
+    end of validation steps and after each epoch when that happened, and :meth:`check` after ``fit``.
+    Outside the main thread the guard does nothing (signals are delivered to the main thread only).
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        self._installed = False
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> InterruptGuard:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            # Only where Ctrl-C would raise KeyboardInterrupt anyway (not where the program ignores it).
+            if previous is signal.default_int_handler:
+                signal.signal(signal.SIGINT, self._handle)
+                self._previous, self._installed = previous, True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a Ctrl-C came (whether or not its first KeyboardInterrupt got lost)."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def callback(self) -> keras.callbacks.Callback:
+        guard = self
+
+        class _CheckInterrupt(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                guard.check()
+
+            def on_test_batch_end(self, batch, logs=None):
+                guard.check()
+
+            def on_epoch_end(self, epoch, logs=None):
+                guard.check()
+
+        return _CheckInterrupt()
