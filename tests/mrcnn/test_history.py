@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from mrcnn.history import epoch_row, read_history, recover_history, record_epoch, write_history
+from mrcnn.history import epoch_row, read_history, record_epoch, recover_history, write_history
 
 
 def _row(epoch, loss=1.0, lr=0.01):
