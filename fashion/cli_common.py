@@ -269,7 +269,7 @@ class ModelChoice:
 
 def _weights_path(choice: str, logs: str, name: str | None) -> str:
     if choice == "last":
-        from mrcnn.model import find_last_checkpoint
+        from mrcnn.runs import find_last_checkpoint
 
         if os.path.exists(logs) and not os.path.isdir(logs):
             raise CLIError(f"--logs {logs}: is a file, not the folder of training runs")

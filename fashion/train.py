@@ -216,7 +216,7 @@ def load_initial_weights(model: Any, choice: str, path: str | None, resume: bool
 
 def _earlier_checkpoint_hint(path: str | None) -> str:
     """Advice naming the checkpoint before ``path`` in its run folder, when there is one."""
-    from mrcnn.model import run_checkpoints
+    from mrcnn.runs import run_checkpoints
 
     if not path:
         return ""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import importlib
 import os
-import re
 from collections.abc import Sequence
 
 import keras
@@ -31,6 +30,7 @@ from mrcnn.log import log  # noqa: F401
 from mrcnn.masks import unmold_masks
 from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
+from mrcnn.runs import _CHECKPOINT_RE, _listdir, find_last_checkpoint, run_checkpoints, run_folders  # noqa: F401  (public here too)
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
     CheckpointCallback,
@@ -53,13 +53,6 @@ IMAGENET_RESNET50_URL = (
     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 )
 IMAGENET_RESNET50_MD5 = "a268eb855778b3df3c7506639542a6af"
-
-# A checkpoint in a run folder: <model_dir>/<name><YYYYMMDDTHHMM>[-k]/mask_rcnn_<name>_<epoch>.h5 (Matterport's
-# folder names have no "-k"; a second run started in the same minute gets "-2", and so on).
-_CHECKPOINT_RE = re.compile(
-    r".*[/\\][\w-]+?(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(?:-\d+)?[/\\]mask\_rcnn\_[\w-]+?(\d{4,})\.h5$"
-)
-_CHECKPOINT_FILE_RE = re.compile(r"^mask_rcnn_[\w-]*?(\d{4,})\.h5$")
 
 
 class MaskRCNN:
@@ -602,69 +595,6 @@ class MaskRCNN:
         if not isinstance(values, (list, tuple)):
             values = [values]
         return {name: np.asarray(v) for (name, _), v in zip(outputs, values)}
-
-
-def run_folders(model_dir: str, name: str | None) -> list[str]:
-    """The run folders of config NAME ``name`` in ``model_dir``, oldest first: ``<name><YYYYMMDDTHHMM>``
-    (Matterport's) and ``<name><YYYYMMDDTHHMM>-k`` (a later run of the same minute), by time then k."""
-    name = (name or "mrcnn").lower()
-    pattern = re.compile(re.escape(name) + r"(\d{8}T\d{4})(?:-(\d+))?")
-    runs = []
-    for entry in _listdir(model_dir):
-        match = pattern.fullmatch(entry)
-        if match and os.path.isdir(os.path.join(model_dir, entry)):
-            runs.append((match.group(1), int(match.group(2) or 1), entry))
-    return [os.path.join(model_dir, entry) for _, _, entry in sorted(runs)]
-
-
-def run_checkpoints(run_dir: str) -> list[tuple[int, str]]:
-    """[(epoch, path)] of the complete checkpoints of a run folder, by epoch.
-
-    Complete: ``mask_rcnn_<name>_<epoch>.h5`` (never a ``.tmp`` being written) that opens as HDF5 and lists
-    its layers. Checkpoints are renamed into place only once written and synced, so this leaves out only
-    files damaged afterwards (a disk or a copy that failed).
-    """
-    import h5py
-
-    found = []
-    for entry in _listdir(run_dir):
-        match = _CHECKPOINT_FILE_RE.match(entry)
-        if not match:
-            continue
-        path = os.path.join(run_dir, entry)
-        try:
-            with h5py.File(path, "r") as f:
-                complete = "layer_names" in f.attrs or "layer_names0" in f.attrs
-        except OSError:
-            complete = False
-        if complete:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def find_last_checkpoint(model_dir: str, name: str | None) -> str:
-    """Path of the last complete checkpoint (``mask_rcnn_*.h5``) of the newest training run of config NAME
-    ``name`` in ``model_dir`` that has one (a newer run killed before its first checkpoint is passed over).
-    Raises FileNotFoundError saying what is missing."""
-    name = (name or "mrcnn").lower()
-    runs = run_folders(model_dir, name)
-    if not runs:
-        raise FileNotFoundError(f"no training run of {name!r} in {model_dir!r}: nothing to resume from")
-    for run_dir in reversed(runs):
-        checkpoints = run_checkpoints(run_dir)
-        if checkpoints:
-            return checkpoints[-1][1]
-    raise FileNotFoundError(
-        f"no complete checkpoint (mask_rcnn_*.h5) in the {len(runs)} run folder(s) of {name!r} in "
-        f"{model_dir!r} (newest: {runs[-1]!r})"
-    )
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
 
 
 # The rest of Matterport's public names of mrcnn/model.py -> "module:attribute" where each lives now. They are

@@ -442,3 +442,91 @@ class InterruptGuard:
                 guard.check()
 
         return _CheckInterrupt()
+
+
+class MultiWorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore`` made safe for several workers and for kills at any moment.
+
+    After every epoch the chief backs up the trainer's whole state (weights and optimizer slots, e.g. SGD's
+    momentum) under ``backup_dir``; when ``fit`` starts again (all workers restarted after one died), every
+    worker restores the chief's last backup and training goes on with the epoch after it: no epoch is lost
+    and none is trained twice (a kill during an epoch loses that epoch's steps only).
+
+    What it changes in Keras' callback (which lets every worker write the same files, in place):
+    - only the chief writes ``backup_dir`` (non-chief workers write nothing) and only the chief deletes it
+      when training ends; every worker restores from it, so ``backup_dir`` must be on storage all workers
+      read (a shared file system or a bucket; on one machine any folder).
+    - a backup is a new weights file ``epoch-<N>.weights.h5`` written to a temporary name and renamed, then
+      ``training_metadata.json`` naming it (also written and renamed), then older weights files are removed:
+      a kill at any moment leaves the previous complete backup or the new one, never a mix.
+
+    Epoch backups only (``save_freq="epoch"``). Use with :meth:`mrcnn.model.MaskRCNN.train`'s
+    ``custom_callbacks``; load the run's last checkpoint first (``model.load_weights(model.find_last())``) so
+    that checkpoints and history.csv continue in the run's folder.
+    """
+
+    def __init__(self, backup_dir: str, delete_checkpoint: bool = True):
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=delete_checkpoint)
+
+    def _chief(self) -> bool:
+        strategy = getattr(self.model, "distribute_strategy", None)
+        return is_chief(strategy) if strategy is not None else True
+
+    def _read_metadata(self) -> dict | None:
+        import json
+
+        try:
+            with open(self._training_metadata_path, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+
+    def on_train_begin(self, logs=None):
+        import os
+
+        metadata = self._read_metadata()
+        if not metadata:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # slots must exist to be restored
+        self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+        self.model._initial_epoch = int(metadata["epoch"])  # where Keras' own callback puts it
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass  # epoch backups only
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+        import os
+        import shutil
+
+        name = f"epoch-{epoch + 1:04d}.weights.h5"
+        if not self._chief():
+            # Every worker saves (reading some variables is a collective under a multi-worker strategy);
+            # a non-chief's copy goes to a folder of its own and is thrown away.
+            resolver = self.model.distribute_strategy.cluster_resolver
+            scratch = os.path.join(self.backup_dir, f".{resolver.task_type}-{resolver.task_id}")
+            os.makedirs(scratch, exist_ok=True)
+            self.model.save_weights(os.path.join(scratch, name), overwrite=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+            return
+        os.makedirs(self.backup_dir, exist_ok=True)
+        path = os.path.join(self.backup_dir, name)
+        tmp = os.path.join(self.backup_dir, f"tmp-{name}")  # Keras wants the .weights.h5 ending
+        self.model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+        meta_tmp = self._training_metadata_path + ".tmp"
+        with open(meta_tmp, "w", encoding="utf-8") as f:
+            json.dump({"epoch": epoch + 1, "weights": name}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(meta_tmp, self._training_metadata_path)
+        for entry in os.listdir(self.backup_dir):
+            if entry.endswith(".weights.h5") and entry != name:
+                os.remove(os.path.join(self.backup_dir, entry))
+
+    def on_train_end(self, logs=None):
+        import shutil
+
+        if self.delete_checkpoint and self._chief():
+            shutil.rmtree(self.backup_dir, ignore_errors=True)

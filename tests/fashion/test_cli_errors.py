@@ -250,7 +250,9 @@ def test_user_error_exits_2_with_one_message_or_bad_files_are_skipped_and_counte
         message = [line for line in err.splitlines() if line.startswith("error: ")]
         assert len(message) == 1, err
         assert all(w in err for w in words), err
-        if words[0].startswith("--"):  # an argument's error: found before TensorFlow starts or a model is built
+        if words[0].startswith(
+            "--"
+        ):  # an argument's error: found before TensorFlow starts or a model is built
             assert "Running on" not in out, out
         return
     assert status == 0, out + err
