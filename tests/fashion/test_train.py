@@ -79,3 +79,29 @@ def test_trains_on_the_sample_then_resumes_with_weights_last(tmp_path, capsys):
     assert "different stages" in out  # the plan changed (3 epochs instead of 2) and is reported
     assert os.listdir(logs) == [run]
     assert "mask_rcnn_fashion_0003.h5" in os.listdir(logs / run)
+
+
+def test_weights_path_starts_a_new_run_at_epoch_0_unless_resume(tmp_path):
+    """--weights PATH: the file's weights, a new run folder, epoch 0 of the schedule (the issue: it took the
+    file's epoch number and the end of the schedule's learning rate); --resume continues PATH's run."""
+    from fashion.config import make_config
+    from mrcnn.model import MaskRCNN
+
+    logs = tmp_path / "logs"
+    model = MaskRCNN("training", make_config("tiny"), str(logs))
+    run = logs / "fashion20240101T0000"
+    run.mkdir(parents=True)
+    model.epoch = 3
+    in_run = str(run / "mask_rcnn_fashion_0003.h5")
+    model.save_weights(in_run)  # records epoch 3
+    elsewhere = str(tmp_path / "copied.h5")
+    shutil.copy(in_run, elsewhere)
+
+    described = train_cli.load_initial_weights(model, in_run, in_run)
+    assert model.epoch == 0 and model.log_dir != str(run) and "a new run from epoch 0" in described
+    described = train_cli.load_initial_weights(model, in_run, in_run, resume=True)
+    assert model.epoch == 3 and model.log_dir == str(run) and "resuming after epoch 3" in described
+    train_cli.load_initial_weights(model, elsewhere, elsewhere, resume=True)  # the epoch the file records
+    assert model.epoch == 3 and model.log_dir != str(run)
+    train_cli.load_initial_weights(model, elsewhere, elsewhere)
+    assert model.epoch == 0
