@@ -484,6 +484,7 @@ def _train(args: argparse.Namespace, state: dict[str, Any]) -> int:
         "args": vars(args),
     }
     model.claim_log_dir()  # a folder of its own (a new run never shares one), or the resumed run's
+    model.prepare_run_folder()  # a resumed run's history.csv made exact, even when nothing is left to train
     plan_path = os.path.join(model.log_dir, "plan.json")
     if (args.weights == "last" or args.resume) and os.path.exists(plan_path):
         _check_resumed_plan(plan_path, plan)

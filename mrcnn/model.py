@@ -348,7 +348,7 @@ class MaskRCNN:
         if chief:
             self.claim_log_dir()
             config.to_json(os.path.join(self.log_dir, "config.json"))
-            self._prepare_run_folder(verbose)
+            self.prepare_run_folder(verbose)
         if verbose:
             print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
             print(f"Checkpoint Path: {self.checkpoint_path}")
@@ -401,10 +401,11 @@ class MaskRCNN:
         self.epoch = max(self.epoch, epochs)
         return history
 
-    def _prepare_run_folder(self, verbose: int) -> None:
-        """Before training in ``log_dir``: remove checkpoint files a killed run left half-written (``.tmp``), and
-        when continuing a run make its history.csv hold exactly the rows of epochs 1 .. self.epoch, recovering
-        a row lost to a kill from its checkpoint (see :mod:`mrcnn.history`)."""
+    def prepare_run_folder(self, verbose: int = 1) -> None:
+        """Before training in ``log_dir`` (``train`` calls it; call it when resuming a run without training):
+        remove checkpoint files a killed run left half-written (``.tmp``), and when continuing a run make its
+        history.csv hold exactly the rows of epochs 1 .. self.epoch, recovering a row lost to a kill from its
+        checkpoint (see :mod:`mrcnn.history`)."""
         for entry in _listdir(self.log_dir):
             if entry.endswith(".tmp") and entry.startswith(("mask_rcnn_", HISTORY_FILE)):
                 try:
