@@ -357,6 +357,7 @@ class MaskRCNN:
         with self.strategy.scope():
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+            trainer.optimizer.build(trainer.trainable_variables)  # its slots, in the strategy's scope
         # The training data names the classes the checkpoints will record (when it fits the model).
         if len(getattr(train_dataset, "class_info", ())) == config.NUM_CLASSES:
             self.class_names = [str(c["name"]) for c in train_dataset.class_info]

@@ -135,7 +135,11 @@ class TrainingModel(keras.Model):
         self.trackers["loss"].update_state(total)
         for name, value in zip(LOSS_OUTPUTS, terms):
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if _multi_worker(tf.distribute.get_strategy()):
+            # Keras averages each log over the workers with reduce(MEAN, axis=0), which fails on scalars.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
     def train_step(self, data):
         variables = self.trainable_variables
@@ -188,6 +192,22 @@ class TrainingModel(keras.Model):
     def test_step(self, data):
         total, terms = self._compute_losses(data, training=False)
         return self._update(total, terms)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras, under a distribution strategy, averages a first batch over the replicas to build the model
+        symbolically before ``fit``; ``MultiWorkerMirroredStrategy`` cannot reduce a dict of batches. Nothing
+        needs it here: the graph is built at construction and :meth:`MaskRCNN.train` builds the optimizer in
+        the strategy's scope, so the build is left to the first traced step, as without a strategy."""
+        if self.optimizer is not None and self.optimizer.built:
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+
+def _multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` spans several worker processes (a MultiWorkerMirroredStrategy with a cluster)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(
+        strategy.extended._in_multi_worker_mode()
+    )
 
 
 class TrainingLoader(DataLoader):
