@@ -398,10 +398,10 @@ class CheckpointCallback(keras.callbacks.Callback):
                 last_checkpoint=self.last_checkpoint,
             ) from None
         self.last_checkpoint = path
-        if self.history_path is not None:
-            record_epoch(self.history_path, row)
-        if self.on_save is not None:
+        if self.on_save is not None:  # the checkpoint is complete: say so before anything else can fail
             self.on_save(epoch + 1, path)
+        if self.history_path is not None:
+            record_epoch(self.history_path, row)  # a kill before this line: the row comes back on resume
 
 
 class InterruptGuard:
