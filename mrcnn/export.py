@@ -11,12 +11,13 @@ this repository:
     }
 
 ``N <= DETECTION_MAX_INSTANCES`` is the number of detections (trimmed, not padded), by decreasing score.
-H and W may be any size: the image is resized in the graph as ``resize_image`` does in "square" mode
-(bilinear, scale from IMAGE_MIN_DIM / IMAGE_MAX_DIM / IMAGE_MIN_SCALE, zero padding to
-``[IMAGE_MAX_DIM, IMAGE_MAX_DIM]``), molded, run with anchors fixed for that size, and unmolded. Masks are
-pasted with the same bilinear resampling as ``mrcnn.masks.unmold_masks`` (zero-padded border), thresholded
-at 0.5. ``tf.image.resize`` and OpenCV's uint8 resize may differ by one grey level here and there, so scores
-can move in the last digits and mask edges by a pixel.
+H and W may be any size: the image is molded and the detections unmolded by the image pipeline's in-graph
+face (:mod:`mrcnn.pipeline.graph`): resized as ``resize_image`` does in "square" mode (Matterport's pixels,
+scale from IMAGE_MIN_DIM / IMAGE_MAX_DIM / IMAGE_MIN_SCALE, zero padding to ``[IMAGE_MAX_DIM,
+IMAGE_MAX_DIM]``), the mean pixel subtracted, run with anchors fixed for that size, boxes mapped back to the
+input's pixels and masks pasted as ``unmold_masks`` does, thresholded at 0.5. Float32 arithmetic may put a
+pixel one grey level off ``detect()``'s (about 1 in 2,000), so scores can move in the last digits and mask
+edges by a pixel.
 
 Formats:
     "saved_model": a TensorFlow SavedModel folder with a ``serving_default`` signature (input ``image``).
@@ -39,89 +40,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.config import Config
+from mrcnn.pipeline.graph import (
+    mold_image_graph,
+    paste_masks_graph,  # noqa: F401  (re-exported: this module's name before the pipeline)
+    resize_square_graph,  # noqa: F401
+    unmold_detections_graph,
+)
 
 if TYPE_CHECKING:
     from mrcnn.model import MaskRCNN
 
 FORMATS = ("saved_model", "tflite", "onnx")
 ONNX_OPSET = 17
-MASK_THRESHOLD = 0.5
 
 __all__ = ["FORMATS", "ServingModule", "export_model", "paste_masks_graph", "resize_square_graph"]
-
-
-def resize_square_graph(image: tf.Tensor, config: Config) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """In-graph ``resize_image(mode="square")``.
-
-    image: [H, W, C] uint8 (any H, W).
-    Returns:
-        resized: [IMAGE_MAX_DIM, IMAGE_MAX_DIM, C] float32 pixel values (rounded to integers), zero-padded.
-        window: [(y1, x1, y2, x2)] int32 pixels of the resized image that hold the real image.
-        scale: float32 scalar, the scale factor applied.
-    """
-    max_dim = int(config.IMAGE_MAX_DIM)
-    shape = tf.shape(image)
-    h = tf.cast(shape[0], tf.float32)
-    w = tf.cast(shape[1], tf.float32)
-    scale = tf.constant(1.0, tf.float32)
-    if config.IMAGE_MIN_DIM:
-        scale = tf.maximum(scale, float(config.IMAGE_MIN_DIM) / tf.minimum(h, w))
-    if config.IMAGE_MIN_SCALE:
-        scale = tf.maximum(scale, float(config.IMAGE_MIN_SCALE))
-    long_side = tf.maximum(h, w)
-    scale = tf.where(tf.round(long_side * scale) > max_dim, max_dim / long_side, scale)
-    new_h = tf.cast(tf.round(h * scale), tf.int32)
-    new_w = tf.cast(tf.round(w * scale), tf.int32)
-    # Same sampling as OpenCV's INTER_LINEAR (pixel centres aligned, edges replicated, no anti-aliasing);
-    # resizing to the same size is the identity, so no branch for scale == 1.
-    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]), method="bilinear")
-    resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
-    top = (max_dim - new_h) // 2
-    left = (max_dim - new_w) // 2
-    padded = tf.pad(resized, [[top, max_dim - new_h - top], [left, max_dim - new_w - left], [0, 0]])
-    padded = tf.reshape(padded, [max_dim, max_dim, int(config.IMAGE_CHANNEL_COUNT)])
-    window = tf.stack([top, left, top + new_h, left + new_w])
-    return padded, window, scale
-
-
-def paste_masks_graph(masks: tf.Tensor, boxes: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    """In-graph ``unmold_masks``: resize each mask to its box and paste it into an empty image.
-
-    masks: [N, mh, mw] float32 probabilities. boxes: [N, (y1, x1, y2, x2)] int32 pixels, non-empty.
-    height, width: int32 scalars, the image size.
-    Returns [N, height, width] bool: bilinear resampling with a zero-padded border (as skimage's
-    ``resize(order=1, mode="constant")``), thresholded at 0.5; parts of a box outside the image are cut off.
-    Done as two batched matrix products with per-box interpolation weights, so it needs no per-box loop.
-    """
-    boxes = tf.cast(boxes, tf.float32)
-    mask_h = tf.cast(tf.shape(masks)[1], tf.float32)
-    mask_w = tf.cast(tf.shape(masks)[2], tf.float32)
-    rows, inside_rows = _interpolation_weights(boxes[:, 0], boxes[:, 2], height, tf.shape(masks)[1], mask_h)
-    cols, inside_cols = _interpolation_weights(boxes[:, 1], boxes[:, 3], width, tf.shape(masks)[2], mask_w)
-    values = tf.matmul(tf.matmul(rows, masks), cols, transpose_b=True)  # [N, height, width]
-    # skimage clips to the mask's range: a mask that is >= 0.5 everywhere fills its whole box.
-    all_high = tf.reduce_min(masks, axis=[1, 2]) >= MASK_THRESHOLD
-    on = tf.logical_or(values >= MASK_THRESHOLD, tf.reshape(all_high, [-1, 1, 1]))
-    inside = tf.logical_and(tf.expand_dims(inside_rows, 2), tf.expand_dims(inside_cols, 1))
-    return tf.logical_and(on, inside)
-
-
-def _interpolation_weights(start, end, size, source_size, source_size_f):
-    """Bilinear weights from ``source_size`` mask cells to the ``size`` image pixels in [start, end) per box.
-
-    start, end: [N] float32 pixels. Returns weights [N, size, source_size] float32 (zero outside the box)
-    and inside [N, size] bool.
-    """
-    pixels = tf.expand_dims(tf.cast(tf.range(size), tf.float32), 0)  # [1, size]
-    start = tf.expand_dims(start, 1)
-    end = tf.expand_dims(end, 1)
-    # Pixel centres aligned: output pixel i samples the source at (i + 0.5) * in / out - 0.5.
-    coords = (pixels - start + 0.5) * (source_size_f / (end - start)) - 0.5  # [N, size]
-    cells = tf.reshape(tf.cast(tf.range(source_size), tf.float32), [1, 1, -1])
-    weights = tf.nn.relu(1.0 - tf.abs(tf.expand_dims(coords, 2) - cells))  # triangle kernel, zero outside
-    inside = tf.logical_and(pixels >= start, pixels < end)
-    return weights * tf.expand_dims(tf.cast(inside, tf.float32), 2), inside
 
 
 class ServingModule(tf.Module):
@@ -147,7 +79,6 @@ class ServingModule(tf.Module):
         # numpy, not tensors: constants made while tracing are part of the graph, where captured eager
         # tensors would become extra inputs of a converted (ONNX) graph.
         self._anchors = anchors[np.newaxis]
-        self._mean_pixel = np.asarray(config.MEAN_PIXEL, np.float32)
         channels = int(config.IMAGE_CHANNEL_COUNT)
         self.serve = tf.function(
             self._serve,
@@ -156,60 +87,21 @@ class ServingModule(tf.Module):
 
     def _serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         config = self.config
-        max_dim = int(config.IMAGE_MAX_DIM)
-        height = tf.shape(image)[0]
-        width = tf.shape(image)[1]
-        resized, window, scale = resize_square_graph(image, config)
-        molded = resized - tf.constant(self._mean_pixel)
-        channels = int(config.IMAGE_CHANNEL_COUNT)
-        meta = tf.concat(
-            [
-                tf.zeros([1], tf.float32),  # image_id
-                tf.cast(tf.stack([height, width, channels]), tf.float32),
-                tf.constant([max_dim, max_dim, channels], tf.float32),
-                tf.cast(window, tf.float32),
-                tf.reshape(scale, [1]),
-                tf.zeros([config.NUM_CLASSES], tf.float32),
-            ],
-            axis=0,
-        )
+        molded, meta, window = mold_image_graph(image, config)
         outputs = self.keras_model(
             [tf.expand_dims(molded, 0), tf.expand_dims(meta, 0), tf.constant(self._anchors)], training=False
         )
         detections, mrcnn_mask = outputs[0][0], outputs[3][0]
-        detections = tf.cast(detections, tf.float32)
         class_ids = tf.cast(detections[:, 4], tf.int32)
-        scores = detections[:, 5]
         # Each detection's own class mask: [D, mh, mw].
         masks = tf.gather(
             tf.transpose(tf.cast(mrcnn_mask, tf.float32), [0, 3, 1, 2]), class_ids, batch_dims=1
         )
-
-        # Detections up to the first zero-padding row, as unmold_detections.
-        valid = tf.equal(tf.cumsum(tf.cast(tf.equal(class_ids, 0), tf.int32)), 0)
-
-        # Normalized coordinates of the network input -> of the window -> pixels of the input image.
-        window_f = tf.cast(window, tf.float32)
-        window_n = (window_f - tf.constant([0.0, 0.0, 1.0, 1.0])) / float(max_dim - 1)
-        shift = tf.stack([window_n[0], window_n[1], window_n[0], window_n[1]])
-        extent = tf.stack([window_n[2] - window_n[0], window_n[3] - window_n[1]] * 2)
-        h_f = tf.cast(height, tf.float32)
-        w_f = tf.cast(width, tf.float32)
-        span = tf.stack([h_f - 1.0, w_f - 1.0, h_f - 1.0, w_f - 1.0])
-        boxes = (detections[:, :4] - shift) / extent * span + tf.constant([0.0, 0.0, 1.0, 1.0])
-        boxes = tf.cast(tf.round(boxes), tf.int32)
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        keep = tf.logical_and(valid, area > 0)
-
-        boxes = tf.boolean_mask(boxes, keep)
-        class_ids = tf.boolean_mask(class_ids, keep)
-        scores = tf.boolean_mask(scores, keep)
-        masks = tf.boolean_mask(masks, keep)
+        max_dim = int(config.IMAGE_MAX_DIM)
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        result = unmold_detections_graph(detections, masks, window, (max_dim, max_dim), (height, width))
         return {
-            "boxes": tf.identity(boxes, name="boxes"),
-            "class_ids": tf.identity(class_ids, name="class_ids"),
-            "scores": tf.identity(scores, name="scores"),
-            "masks": tf.identity(paste_masks_graph(masks, boxes, height, width), name="masks"),
+            name: tf.identity(result[name], name=name) for name in ("boxes", "class_ids", "scores", "masks")
         }
 
 

@@ -4,23 +4,24 @@ Masks are ``[H, W, N]`` bool, one channel per instance. Mini masks are ``[mh, mw
 cropped to its box and resized to ``MINI_MASK_SHAPE``. Boxes are int pixel ``(y1, x1, y2, x2)``, y2/x2
 exclusive.
 
-Bilinear resizing here reproduces ``skimage.transform.resize(m, shape, order=1, mode="constant", cval=0,
-anti_aliasing=False)`` (what Matterport used) to float precision, as two separable gathers: pixel centres
-are aligned, samples that fall outside the source blend with zeros, and the result is clipped to the
-source's value range. Unlike skimage it accepts bool masks. ``unmold_masks`` (inference hot path) uses
-cv2's resize with a border correction instead, ~50x faster and equal up to float32 rounding.
+Resizing and pasting are the image pipeline's (:mod:`mrcnn.pipeline.resample`): bilinear as Matterport's
+``skimage.transform.resize(m, shape, order=1, mode="constant", cval=0, anti_aliasing=False)`` (pixel centres
+aligned, samples outside the source blend with zeros, clipped to the source's range; bool masks accepted),
+nearest neighbour (``scipy.ndimage.zoom(order=0)``) for ``resize_mask``. ``unmold_masks`` (inference hot
+path) uses OpenCV with a border correction, ~50x faster and equal up to float32 rounding; without OpenCV
+(``cv2`` None) the float64 reference.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
-import scipy.ndimage
+
+from mrcnn.pipeline.resample import paste_masks, resize_bilinear_exact, resize_masks_nearest
 
 try:
-    import cv2  # installed with imgaug; ~50x faster than numpy for unmold_masks
+    import cv2  # installed with imgaug; the fast path of unmold_masks
 except ImportError:  # pragma: no cover
     cv2 = None
 
@@ -77,13 +78,7 @@ def resize_mask(
     Returns:
         ``[H', W', N]`` masks of the same dtype, nearest-neighbour resized, then cropped or padded.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mask = scipy.ndimage.zoom(mask, zoom=[scale, scale, 1], order=0)
-    if crop is not None:
-        y, x, h, w = crop
-        return mask[y : y + h, x : x + w]
-    return np.pad(mask, padding[: mask.ndim], mode="constant", constant_values=0)
+    return resize_masks_nearest(mask, scale, padding, crop)
 
 
 def mold_mask(mask: np.ndarray, config: Any) -> np.ndarray:
@@ -149,7 +144,7 @@ def minimize_mask(bbox: np.ndarray, mask: np.ndarray, mini_shape: tuple[int, int
         crop = mask[y1:y2, x1:x2, i]
         if crop.size == 0:
             continue
-        mini_mask[:, :, i] = _resize_bilinear(crop, mh, mw) > 0.5
+        mini_mask[:, :, i] = resize_bilinear_exact(crop, (mh, mw)) > 0.5
     return mini_mask
 
 
@@ -171,7 +166,7 @@ def expand_mask(bbox: np.ndarray, mini_mask: np.ndarray, image_shape: tuple[int,
         y1, x1, y2, x2 = (int(v) for v in bbox[i][:4])
         if y2 <= y1 or x2 <= x1:
             continue
-        mask[y1:y2, x1:x2, i] = _resize_bilinear(mini_mask[:, :, i], y2 - y1, x2 - x1) > 0.5
+        mask[y1:y2, x1:x2, i] = resize_bilinear_exact(mini_mask[:, :, i], (y2 - y1, x2 - x1)) > 0.5
     return mask
 
 
@@ -203,81 +198,4 @@ def unmold_masks(masks: np.ndarray, boxes: np.ndarray, image_shape: tuple[int, .
         zero area gives an empty mask. Only box-sized arrays are computed per instance. The result is a
         view of an ``[N, H, W]`` array, so each ``[:, :, i]`` slice is contiguous.
     """
-    h, w = int(image_shape[0]), int(image_shape[1])
-    masks = np.asarray(masks)
-    boxes = np.asarray(boxes)
-    n = masks.shape[0]
-    full = np.zeros((n, h, w), dtype=bool)
-    for i in range(n):
-        y1, x1, y2, x2 = (int(v) for v in boxes[i][:4])
-        # Only the part of the box that lies inside the image is pasted.
-        cy1, cx1, cy2, cx2 = max(y1, 0), max(x1, 0), min(y2, h), min(x2, w)
-        if y2 <= y1 or x2 <= x1 or cy2 <= cy1 or cx2 <= cx1:
-            continue
-        low, high = masks[i].min(), masks[i].max()
-        if high < 0.5:  # interpolation never exceeds the maximum
-            continue
-        if low >= 0.5:  # skimage clips to [min, max], so every pixel stays >= 0.5
-            full[i, cy1:cy2, cx1:cx2] = True
-            continue
-        rows, cols = slice(cy1 - y1, cy2 - y1), slice(cx1 - x1, cx2 - x1)
-        resized = _resize_probabilities(masks[i], y2 - y1, x2 - x1, rows, cols)
-        np.greater_equal(resized, 0.5, out=full[i, cy1:cy2, cx1:cx2])
-    return np.moveaxis(full, 0, -1)
-
-
-def _resize_probabilities(mask: np.ndarray, out_h: int, out_w: int, rows: slice, cols: slice) -> np.ndarray:
-    """:func:`_resize_bilinear` without the clipping, fast: cv2's bilinear resize (float32) replicates the
-    border, so the output's outer rim, which skimage blends with zeros, is scaled down afterwards.
-
-    Agrees with skimage to ~1e-6, so a thresholded pixel can differ only when it is within that of 0.5.
-    """
-    if cv2 is None:
-        return _resize_bilinear(mask, out_h, out_w, rows, cols)
-    resized = cv2.resize(mask.astype(np.float32), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
-    resized = resized.reshape(out_h, out_w)[rows, cols]
-    fy = _border_factors(mask.shape[0], out_h)[rows]
-    fx = _border_factors(mask.shape[1], out_w)[cols]
-    # Blending with zero outside the source, in a separable linear filter, is a per-row and per-column factor.
-    ry = np.flatnonzero(fy < 1)
-    rx = np.flatnonzero(fx < 1)
-    resized[ry] *= fy[ry, None]
-    resized[:, rx] *= fx[rx]
-    return resized
-
-
-def _border_factors(n_in: int, n_out: int) -> np.ndarray:
-    """Per output pixel, the weight a zero-padded (rather than edge-replicated) bilinear sample keeps."""
-    coords = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    return np.minimum(1.0, np.minimum(coords + 1.0, n_in - coords)).astype(np.float32)
-
-
-def _sample_points(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where each of ``n_out`` output pixels samples a source of ``n_in`` pixels zero-padded by one pixel.
-
-    Output pixel ``i`` samples the source at ``(i + 0.5) * n_in / n_out - 0.5`` (pixel centres aligned).
-    Returns the index of the left neighbour in the padded source and the weight of the right one.
-    """
-    coords = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
-    lo = np.floor(coords)
-    return lo.astype(np.intp) + 1, coords - lo
-
-
-def _resize_bilinear(
-    image: np.ndarray, out_h: int, out_w: int, rows: slice = slice(None), cols: slice = slice(None)
-) -> np.ndarray:
-    """Bilinear resize of a 2-D array to ``[out_h, out_w]``; returns float64 ``[out_h, out_w][rows, cols]``.
-
-    Matches ``skimage.transform.resize(image, (out_h, out_w), order=1, mode="constant", cval=0, clip=True,
-    anti_aliasing=False)``: samples between a border pixel and the outside blend with zero, and the result
-    is clipped to the source's value range (this matters at the border of a mask whose values are all
-    high). Separable, done with gathers rather than BLAS so that it does not compete for threads.
-    """
-    src = np.asarray(image, dtype=np.float64)
-    padded = np.pad(src, 1)
-    iy, fy = _sample_points(src.shape[0], out_h)
-    ix, fx = _sample_points(src.shape[1], out_w)
-    iy, fy, ix, fx = iy[rows], fy[rows, None], ix[cols], fx[cols]
-    by_rows = padded[iy] * (1.0 - fy) + padded[iy + 1] * fy
-    out = by_rows[:, ix] * (1.0 - fx) + by_rows[:, ix + 1] * fx
-    return np.clip(out, src.min(), src.max(), out=out)
+    return paste_masks(masks, boxes, image_shape, exact=cv2 is None)

@@ -7,7 +7,11 @@ at the module where the function now lives, under the same name and signature; t
 - ``identity_block`` / ``conv_block``: Matterport's positional order ``(..., block, [strides,] use_bias,
   train_bn)``; ours is ``(..., block, [strides,] train_bn, se, use_bias)``.
 - ``refine_detections_graph``: one image (``rois [N, 4]``, ``window [4]``) where ours takes a batch.
-- ``DetectionLayer``: the config may be left out of the constructor, as Matterport's allows.
+- ``ProposalLayer``, ``DetectionTargetLayer``, ``DetectionLayer``, ``detection_targets_graph``,
+  ``rpn_bbox_loss_graph``: Matterport's take the ``Config``; ours take explicit settings, which
+  :mod:`mrcnn.modeling.build` reads from a Config. These adapters translate the config with the same
+  functions (``DetectionLayer``'s config may be left out of the constructor, as Matterport's allows). The
+  layers also accept the explicit settings, which is how ``keras.saving.load_model`` rebuilds them.
 - ``log2_graph``, ``batch_pack_graph``: Matterport's small graph helpers that our graphs do not need.
 
 ``train_bn`` keeps the meaning Matterport documents ("train or freeze Batch Norm layers"): False freezes the
@@ -20,19 +24,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import keras
 import tensorflow as tf
 
-from mrcnn.modeling import backbone, detection
+from mrcnn.modeling import backbone, build, detection, losses, proposals, targets
 
 __all__ = [
     "DetectionLayer",
+    "DetectionTargetLayer",
+    "ProposalLayer",
     "batch_pack_graph",
     "conv_block",
+    "detection_targets_graph",
     "identity_block",
     "log2_graph",
     "refine_detections_graph",
     "resnet_graph",
+    "rpn_bbox_loss_graph",
 ]
+
+# Keras finds a saved layer by its registered name: these adapters share their class names with ours.
+_PACKAGE = "mrcnn.matterport"
 
 
 def identity_block(
@@ -127,23 +139,77 @@ def refine_detections_graph(rois, probs, deltas, window, config) -> tf.Tensor:
         tf.convert_to_tensor(probs)[tf.newaxis],
         tf.convert_to_tensor(deltas)[tf.newaxis],
         window,
-        config,
+        **build.detection_layer_args(config),
     )
     return batched[0]
 
 
+def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config):
+    """Matterport's signature of :func:`mrcnn.modeling.targets.detection_targets_graph` (one image).
+
+    config: uses TRAIN_ROIS_PER_IMAGE, ROI_POSITIVE_RATIO, MASK_SHAPE, BBOX_STD_DEV, USE_MINI_MASK.
+    Returns rois [T, 4], class_ids [T], deltas [T, 4], masks [T, MASK_SHAPE[0], MASK_SHAPE[1]] with
+    T = TRAIN_ROIS_PER_IMAGE.
+    """
+    return targets.detection_targets_graph(
+        proposals, gt_class_ids, gt_boxes, gt_masks, **build.detection_target_args(config)
+    )
+
+
+def rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox) -> tf.Tensor:
+    """Matterport's signature of :func:`mrcnn.modeling.losses.rpn_bbox_loss_graph`; ``config`` is unused (the
+    batch size comes from the tensors). Returns the mean smooth-L1 over the positive anchors' coordinates."""
+    del config
+    return losses.rpn_bbox_loss_graph(target_bbox, rpn_match, rpn_bbox)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ProposalLayer(proposals.ProposalLayer):
+    """Our :class:`mrcnn.modeling.proposals.ProposalLayer` with Matterport's
+    ``(proposal_count, nms_threshold, config=None)``: the config gives PRE_NMS_LIMIT and RPN_BBOX_STD_DEV.
+
+    call([rpn_probs, rpn_bbox, anchors]) -> [B, proposal_count, (y1, x1, y2, x2)] normalized, zero-padded.
+    """
+
+    def __init__(self, proposal_count, nms_threshold, config=None, **kwargs):
+        if config is not None:
+            settings = build.proposal_layer_args(config, "inference")
+            kwargs.update(
+                pre_nms_limit=settings["pre_nms_limit"], rpn_bbox_std_dev=settings["rpn_bbox_std_dev"]
+            )
+        super().__init__(proposal_count, nms_threshold, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DetectionTargetLayer(targets.DetectionTargetLayer):
+    """Our :class:`mrcnn.modeling.targets.DetectionTargetLayer` with Matterport's ``(config)``.
+
+    call([proposals, gt_class_ids, gt_boxes, gt_masks]) -> rois, target_class_ids, target_bbox, target_mask.
+    """
+
+    def __init__(self, config=None, **kwargs):
+        if config is not None:
+            kwargs.update(build.detection_target_args(config))
+        super().__init__(**kwargs)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class DetectionLayer(detection.DetectionLayer):
-    """Our :class:`mrcnn.modeling.detection.DetectionLayer` with Matterport's ``config=None`` default.
+    """Our :class:`mrcnn.modeling.detection.DetectionLayer` with Matterport's ``(config=None)``.
 
     call([rois, mrcnn_class, mrcnn_bbox, image_meta]) ->
     [B, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2, class_id, score)] normalized, zero-padded.
     """
 
     def __init__(self, config=None, **kwargs):
-        super().__init__(config, **kwargs)
+        if config is not None:
+            kwargs.update(build.detection_layer_args(config))
+        # Without a config or explicit settings the layer cannot run, as in Matterport: say so when it is used.
+        self._has_settings = config is not None or "max_instances" in kwargs
+        super().__init__(**kwargs)
 
     def _require_config(self) -> None:
-        if self.config is None:
+        if not self._has_settings:
             raise ValueError(
                 "DetectionLayer has no config: create it as DetectionLayer(config, name=...) with the model's Config"
             )

@@ -18,7 +18,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.boxes import denorm_boxes, norm_boxes
 from mrcnn.config import Config
 from mrcnn.data.dataset import check_image_for_detection
 from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
@@ -27,9 +26,10 @@ from mrcnn.data.loader import DataLoader, data_generator  # noqa: F401
 from mrcnn.history import HISTORY_FILE, recover_history
 from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
 from mrcnn.log import log  # noqa: F401
-from mrcnn.masks import unmold_masks
 from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
+from mrcnn.pipeline import ImageMeta, MoldedBatch, mold_images
+from mrcnn.pipeline import unmold_detections as unmold_one_image
 from mrcnn.runs import _CHECKPOINT_RE, _listdir, find_last_checkpoint, run_checkpoints, run_folders  # noqa: F401  (public here too)
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
@@ -432,32 +432,12 @@ class MaskRCNN:
     # -- inference -----------------------------------------------------------------------------------------
 
     def mold_inputs(self, images: Sequence[np.ndarray]):
-        """Resize and normalise images for the network.
+        """Resize and normalise images for the network (the image pipeline's :func:`~mrcnn.pipeline.mold_images`).
 
         Returns molded_images [N, H, W, C] float32, image_metas [N, META], windows [N, (y1, x1, y2, x2)] pixels.
         """
-        config = self.config
-        molded_images, image_metas, windows = [], [], []
-        for image in images:
-            molded, window, scale, _, _ = resize_image(
-                image,
-                min_dim=config.IMAGE_MIN_DIM,
-                min_scale=config.IMAGE_MIN_SCALE,
-                max_dim=config.IMAGE_MAX_DIM,
-                mode=config.IMAGE_RESIZE_MODE,
-            )
-            molded_images.append(mold_image(molded, config))
-            windows.append(window)
-            image_metas.append(
-                compose_image_meta(
-                    0, image.shape, molded.shape, window, scale, np.zeros(config.NUM_CLASSES, np.int32)
-                )
-            )
-        return (
-            np.stack(molded_images).astype(np.float32),
-            np.stack(image_metas).astype(np.float32),
-            np.stack(windows),
-        )
+        batch = mold_images(images, self.config)
+        return batch.images, batch.meta_vectors, batch.windows
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape, window):
         """Turn one image's detections into Matterport's output in original image coordinates.
@@ -469,27 +449,7 @@ class MaskRCNN:
             window: [y1, x1, y2, x2] pixels in the resized image where the real image is.
         Returns boxes [N, 4] int32 pixels, class_ids [N], scores [N], masks [H, W, N] bool.
         """
-        detections = np.asarray(detections)
-        zero_ix = np.where(detections[:, 4] == 0)[0]
-        n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]
-        boxes = detections[:n, :4]
-        class_ids = detections[:n, 4].astype(np.int32)
-        scores = detections[:n, 5]
-        masks = np.asarray(mrcnn_mask)[:n]
-        if masks.ndim == 4:
-            masks = masks[np.arange(n), :, :, class_ids]
-
-        # Normalized coordinates of the resized image -> normalized coordinates of the window -> pixels.
-        window_n = norm_boxes(np.asarray(window)[None], image_shape[:2])[0]
-        wy1, wx1, wy2, wx2 = window_n
-        shift = np.array([wy1, wx1, wy1, wx1])
-        scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-        boxes = denorm_boxes((boxes - shift) / scale, original_image_shape[:2])
-
-        keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
-        boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
-        full_masks = unmold_masks(masks, boxes, original_image_shape[:2])
-        return boxes, class_ids, scores, full_masks
+        return unmold_one_image(detections, mrcnn_mask, original_image_shape, image_shape, window)
 
     def _predict(self, molded_images, image_metas, anchors):
         if self._predict_fn is None:
@@ -530,13 +490,7 @@ class MaskRCNN:
                 print(f"Processing {len(chunk)} images")
                 for image in chunk:
                     log("image", image)
-            molded_images, image_metas, windows = self.mold_inputs(chunk)
-            shapes = {m.shape for m in molded_images}
-            if len(shapes) != 1:
-                raise ValueError("after resizing, images in one batch must have the same size")
-            results.extend(
-                self._detect_molded(molded_images, image_metas, windows, [im.shape for im in chunk])
-            )
+            results.extend(self._detect_batch(mold_images(chunk, self.config)))
         return results
 
     def detect_molded(
@@ -546,23 +500,28 @@ class MaskRCNN:
         if self.mode != "inference":
             raise RuntimeError("create the model in inference mode to detect")
         molded_images = np.asarray(molded_images, np.float32)
-        h, w = molded_images.shape[1:3]
-        windows = np.tile([0, 0, h, w], (len(molded_images), 1))
-        return self._detect_molded(
-            molded_images, np.asarray(image_metas, np.float32), windows, [m.shape for m in molded_images]
-        )
+        image_metas = np.asarray(image_metas, np.float32)
+        # Results in the molded images' own coordinates: the whole image is the window.
+        shape = molded_images.shape[1:]
+        metas = [ImageMeta(0, shape, shape, (0, 0) + shape[:2], 1) for _ in molded_images]
+        return self._detect_batch(MoldedBatch(molded_images, metas), image_metas)
 
-    def _detect_molded(self, molded_images, image_metas, windows, original_shapes) -> list[dict]:
+    def _detect_batch(self, batch: MoldedBatch, meta_vectors: np.ndarray | None = None) -> list[dict]:
+        """Run the network on a molded batch and unmold each image's detections (``meta_vectors``: the
+        network's image_meta input, by default the batch's metas)."""
+        molded_images = batch.images
+        if meta_vectors is None:
+            meta_vectors = batch.meta_vectors
         anchors = self.get_anchors(molded_images.shape[1:])
         anchors = np.broadcast_to(anchors, (len(molded_images), *anchors.shape))
         detections, masks = self._predict(
-            tf.constant(molded_images), tf.constant(image_metas), tf.constant(anchors)
+            tf.constant(molded_images), tf.constant(meta_vectors), tf.constant(anchors)
         )
         detections, masks = detections.numpy(), masks.numpy()
         results = []
-        for i, original_shape in enumerate(original_shapes):
+        for i, meta in enumerate(batch.metas):
             rois, class_ids, scores, full_masks = self.unmold_detections(
-                detections[i], masks[i], original_shape, molded_images[i].shape, windows[i]
+                detections[i], masks[i], meta.original_shape, meta.image_shape, meta.window
             )
             results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks})
         return results
@@ -611,12 +570,12 @@ _MATTERPORT_NAMES = {
     "resnet_graph": f"{_COMPAT}:resnet_graph",
     "apply_box_deltas_graph": "mrcnn.modeling.graph_utils:apply_box_deltas_graph",
     "clip_boxes_graph": "mrcnn.modeling.graph_utils:clip_boxes_graph",
-    "ProposalLayer": "mrcnn.modeling.proposals:ProposalLayer",
+    "ProposalLayer": f"{_COMPAT}:ProposalLayer",
     "log2_graph": f"{_COMPAT}:log2_graph",
     "PyramidROIAlign": "mrcnn.modeling.roi_align:PyramidROIAlign",
     "overlaps_graph": "mrcnn.modeling.graph_utils:overlaps_graph",
-    "detection_targets_graph": "mrcnn.modeling.targets:detection_targets_graph",
-    "DetectionTargetLayer": "mrcnn.modeling.targets:DetectionTargetLayer",
+    "detection_targets_graph": f"{_COMPAT}:detection_targets_graph",
+    "DetectionTargetLayer": f"{_COMPAT}:DetectionTargetLayer",
     "refine_detections_graph": f"{_COMPAT}:refine_detections_graph",
     "DetectionLayer": f"{_COMPAT}:DetectionLayer",
     "rpn_graph": "mrcnn.modeling.rpn:rpn_graph",
@@ -625,7 +584,7 @@ _MATTERPORT_NAMES = {
     "build_fpn_mask_graph": "mrcnn.modeling.heads:build_fpn_mask_graph",
     "smooth_l1_loss": "mrcnn.modeling.losses:smooth_l1_loss",
     "rpn_class_loss_graph": "mrcnn.modeling.losses:rpn_class_loss_graph",
-    "rpn_bbox_loss_graph": "mrcnn.modeling.losses:rpn_bbox_loss_graph",
+    "rpn_bbox_loss_graph": f"{_COMPAT}:rpn_bbox_loss_graph",
     "mrcnn_class_loss_graph": "mrcnn.modeling.losses:mrcnn_class_loss_graph",
     "mrcnn_bbox_loss_graph": "mrcnn.modeling.losses:mrcnn_bbox_loss_graph",
     "mrcnn_mask_loss_graph": "mrcnn.modeling.losses:mrcnn_mask_loss_graph",

@@ -14,9 +14,8 @@ import numpy as np
 
 from mrcnn.boxes import box_refinement, compute_overlaps, extract_bboxes
 from mrcnn.data.augmentation import augment_image_and_masks
-from mrcnn.data.image_meta import compose_image_meta
-from mrcnn.images import resize_image
-from mrcnn.masks import minimize_mask, resize_mask
+from mrcnn.masks import minimize_mask
+from mrcnn.pipeline import ImageMeta, ResizeRule, apply_plan, plan_resize, resize_bilinear_exact, resize_masks
 
 # Matterport's RPN IoU thresholds.
 RPN_POSITIVE_IOU = 0.7
@@ -96,15 +95,10 @@ def load_image_gt(
     original_shape = image.shape
     # One generator for the random crop, the flip and the augmentation seed when seeded; else global state.
     rng = np.random.default_rng(seed) if seed is not None else None
-    image, window, scale, padding, crop = resize_image(
-        image,
-        min_dim=config.IMAGE_MIN_DIM,
-        min_scale=config.IMAGE_MIN_SCALE,
-        max_dim=config.IMAGE_MAX_DIM,
-        mode=config.IMAGE_RESIZE_MODE,
-        rng=rng,
-    )
-    mask = resize_mask(mask, scale, padding, crop).astype(bool, copy=False)
+    # One plan for the image and its masks (the image pipeline's, as detect() molds images).
+    plan = plan_resize(image.shape, ResizeRule.from_config(config), rng)
+    image = apply_plan(image, plan)
+    mask = resize_masks(mask, plan).astype(bool, copy=False)
 
     if augment:
         if (rng.random() if rng is not None else np.random.random()) < 0.5:
@@ -127,8 +121,8 @@ def load_image_gt(
     if use_mini_mask:
         mask = minimize_mask(bbox, mask, config.MINI_MASK_SHAPE).astype(bool, copy=False)
 
-    image_meta = compose_image_meta(image_id, original_shape, image.shape, window, scale, active_class_ids)
-    return np.ascontiguousarray(image), image_meta, class_ids, bbox, mask
+    image_meta = ImageMeta(image_id, original_shape, image.shape, plan.window, plan.scale, active_class_ids)
+    return np.ascontiguousarray(image), image_meta.to_vector(), class_ids, bbox, mask
 
 
 def anchor_overlaps(anchors: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -275,14 +269,8 @@ def generate_random_rois(
 
 
 def _resize_float(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D mask to ``shape`` -> float32 in [0, 1]."""
-    import skimage.transform
-
-    if mask.shape[0] == 0 or mask.shape[1] == 0:
-        return np.zeros(shape, dtype=np.float32)
-    return skimage.transform.resize(
-        mask.astype(np.float32), shape, order=1, mode="constant", preserve_range=True, anti_aliasing=False
-    ).astype(np.float32)
+    """Bilinear resize of a 2-D mask to ``shape`` (Matterport's skimage resize) -> float32 in [0, 1]."""
+    return resize_bilinear_exact(mask.astype(np.float32), shape).astype(np.float32)
 
 
 def build_detection_targets(

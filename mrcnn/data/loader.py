@@ -26,7 +26,7 @@ from mrcnn.data.ground_truth import (
     generate_random_rois,
     load_image_gt,
 )
-from mrcnn.images import mold_image
+from mrcnn.pipeline import mold_image
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ that no Matterport file contains.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from keras import layers as KL
 
@@ -165,13 +165,18 @@ def small_cnn_graph(input_image, stage5: bool = True, train_bn: bool = True, wid
     return outputs
 
 
-def build_backbone(input_image, config) -> list:
-    """[C1..C5] for ``config.BACKBONE``: "small", a ResNet architecture name, or a callable
-    ``f(input_image, stage5=True, train_bn=config.TRAIN_BN) -> [C1, C2, C3, C4, C5]``.
+def build_backbone(
+    input_image, backbone: str | Callable = "resnet101", stage5: bool = True, train_bn: bool = True
+) -> list:
+    """[C1..C5] of ``backbone`` (Config.BACKBONE) on ``input_image`` [B, H, W, C].
+
+    backbone: "small", a ResNet architecture name (see ``ARCHITECTURES``), or a callable
+        ``f(input_image, stage5=..., train_bn=...) -> [C1, C2, C3, C4, C5]``. A model built with a callable
+        saves to ``.keras`` when the layers it creates are Keras' own or registered serialisable classes.
+    stage5: build the last stage (C5 is None otherwise). train_bn: see :class:`BatchNorm` (Config.TRAIN_BN).
     """
-    backbone = config.BACKBONE
     if callable(backbone):
-        return list(backbone(input_image, stage5=True, train_bn=config.TRAIN_BN))
+        return list(backbone(input_image, stage5=stage5, train_bn=train_bn))
     if backbone == "small":
-        return small_cnn_graph(input_image, stage5=True, train_bn=config.TRAIN_BN)
-    return resnet_graph(input_image, backbone, stage5=True, train_bn=config.TRAIN_BN)
+        return small_cnn_graph(input_image, stage5=stage5, train_bn=train_bn)
+    return resnet_graph(input_image, backbone, stage5=stage5, train_bn=train_bn)

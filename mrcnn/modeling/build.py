@@ -2,6 +2,13 @@
 
 Both graphs share every weighted layer name with Matterport's, so their ``.h5`` files are interchangeable.
 
+This is the one module of :mod:`mrcnn.modeling` that reads a :class:`~mrcnn.config.Config`: the graph builders
+and the ``*_args(config)`` functions translate its settings into the explicit arguments of the layers and
+head builders (the way detectron2's ``from_config`` keeps its modules free of the config object). Every
+custom layer takes plain values, returns them from ``get_config`` and is registered with Keras, and the
+graphs are :class:`MaskRCNNGraph` models, so ``keras_model.save("model.keras")`` and
+``keras.saving.load_model("model.keras")`` (after ``import mrcnn.model``) round-trip a whole model.
+
 Training inputs (B = batch, A = anchors, G = MAX_GT_INSTANCES):
     input_image [B, H, W, C] float32 (molded), input_image_meta [B, META], input_rpn_match [B, A, 1] int32,
     input_rpn_bbox [B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids [B, G] int32,
@@ -13,6 +20,7 @@ Inference inputs: input_image, input_image_meta, input_anchors [B, A, 4] normali
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -27,7 +35,7 @@ from mrcnn.modeling.detection import DetectionLayer
 from mrcnn.modeling.fpn import fpn_graph
 from mrcnn.modeling.graph_utils import norm_boxes_graph
 from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
-from mrcnn.modeling.layers import fold_batch_norms
+from mrcnn.modeling.layers import fold_batch_norms, plain_floats, plain_int, plain_ints
 from mrcnn.modeling.proposals import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
 from mrcnn.modeling.rpn import build_rpn_model, rpn_over_pyramid
@@ -36,25 +44,66 @@ from mrcnn.modeling.targets import DetectionTargetLayer
 LOSS_OUTPUTS = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
 
 
-def pyramid_anchors(config: Config, image_shape) -> np.ndarray:
-    """Anchors of every pyramid level for an image of ``image_shape``: [A, (y1, x1, y2, x2)] normalized."""
-    backbone_shapes = compute_backbone_shapes(config, image_shape)
-    anchors = generate_pyramid_anchors(
-        config.RPN_ANCHOR_SCALES,
-        config.RPN_ANCHOR_RATIOS,
-        backbone_shapes,
-        config.BACKBONE_STRIDES,
-        config.RPN_ANCHOR_STRIDE,
+def anchor_args(config: Config, image_shape) -> dict:
+    """The settings of the pyramid anchors of ``config`` for an image of ``image_shape`` (h, w, ...): the
+    arguments of :func:`normalized_pyramid_anchors` and :class:`ConstantAnchors`."""
+    return dict(
+        scales=[float(s) for s in config.RPN_ANCHOR_SCALES],
+        ratios=[float(r) for r in config.RPN_ANCHOR_RATIOS],
+        backbone_shapes=np.asarray(compute_backbone_shapes(config, image_shape), int).tolist(),
+        feature_strides=[int(s) for s in config.BACKBONE_STRIDES],
+        anchor_stride=int(config.RPN_ANCHOR_STRIDE),
+        image_shape=[int(v) for v in image_shape[:2]],
     )
+
+
+def normalized_pyramid_anchors(
+    scales: Sequence[float],
+    ratios: Sequence[float],
+    backbone_shapes: Sequence[Sequence[int]],
+    feature_strides: Sequence[int],
+    anchor_stride: int,
+    image_shape: Sequence[int],
+) -> np.ndarray:
+    """Anchors of every pyramid level (see :func:`mrcnn.anchors.generate_pyramid_anchors`) normalized to an
+    image of ``image_shape`` (h, w): [A, (y1, x1, y2, x2)] float32."""
+    anchors = generate_pyramid_anchors(scales, ratios, backbone_shapes, feature_strides, anchor_stride)
     return norm_boxes(anchors, tuple(image_shape[:2])).astype(np.float32)
 
 
-class ConstantAnchors(keras.layers.Layer):
-    """Broadcasts a fixed anchor set to the batch: input image [B, ...] -> anchors [B, A, 4] normalized."""
+def pyramid_anchors(config: Config, image_shape) -> np.ndarray:
+    """Anchors of every pyramid level for an image of ``image_shape``: [A, (y1, x1, y2, x2)] normalized."""
+    return normalized_pyramid_anchors(**anchor_args(config, image_shape))
 
-    def __init__(self, anchors: np.ndarray, **kwargs):
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class ConstantAnchors(keras.layers.Layer):
+    """Broadcasts a fixed anchor set to the batch: input image [B, ...] -> anchors [B, A, 4] normalized.
+
+    The arguments are those of :func:`normalized_pyramid_anchors` (see :func:`anchor_args`): the layer saves
+    these few settings and computes the anchors (tens of thousands of boxes) when it is created.
+    """
+
+    def __init__(
+        self,
+        scales: Sequence[float],
+        ratios: Sequence[float],
+        backbone_shapes: Sequence[Sequence[int]],
+        feature_strides: Sequence[int],
+        anchor_stride: int,
+        image_shape: Sequence[int],
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.anchors = np.asarray(anchors, np.float32)
+        self.settings = dict(
+            scales=plain_floats(scales, "scales", self),
+            ratios=plain_floats(ratios, "ratios", self),
+            backbone_shapes=[plain_ints(s, "backbone_shapes", self, length=2) for s in backbone_shapes],
+            feature_strides=plain_ints(feature_strides, "feature_strides", self),
+            anchor_stride=plain_int(anchor_stride, "anchor_stride", self),
+            image_shape=plain_ints(image_shape, "image_shape", self, length=2),
+        )
+        self.anchors = normalized_pyramid_anchors(**self.settings)
 
     def call(self, image):
         batch = tf.shape(image)[0]
@@ -64,7 +113,13 @@ class ConstantAnchors(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.anchors.shape[0], 4)
 
+    def get_config(self):
+        config = super().get_config()
+        config.update(self.settings)
+        return config
 
+
+@keras.saving.register_keras_serializable(package="mrcnn")
 class NormBoxes(keras.layers.Layer):
     """Pixel boxes [B, N, 4] -> normalized boxes, using the size of the image tensor [B, H, W, C]."""
 
@@ -76,23 +131,31 @@ class NormBoxes(keras.layers.Layer):
         return input_shapes[0]
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class LossLayer(keras.layers.Layer):
-    """Wraps one of the loss functions of :mod:`mrcnn.modeling.losses` as a named graph output (scalar)."""
+    """One of the losses of :mod:`mrcnn.modeling.losses` as a named graph output (a [1] tensor).
 
-    def __init__(self, loss_fn, config: Config | None = None, **kwargs):
+    loss: its name in :data:`mrcnn.modeling.losses.LOSS_FUNCTIONS` (e.g. "rpn_class_loss"); call(inputs)
+    passes ``inputs`` to that function in order.
+    """
+
+    def __init__(self, loss: str, **kwargs):
         super().__init__(**kwargs)
-        self.loss_fn = loss_fn
-        self.config = config
+        if loss not in losses.LOSS_FUNCTIONS:
+            raise ValueError(f"Unknown loss {loss!r}; expected one of {sorted(losses.LOSS_FUNCTIONS)}")
+        self.loss = loss
 
     def call(self, inputs):
-        if self.config is not None:
-            loss = self.loss_fn(self.config, *inputs)
-        else:
-            loss = self.loss_fn(*inputs)
+        loss = losses.LOSS_FUNCTIONS[self.loss](*inputs)
         return tf.reshape(tf.cast(loss, tf.float32), [1])
 
     def compute_output_shape(self, input_shapes):
         return (1,)
+
+    def get_config(self):
+        config = super().get_config()
+        config["loss"] = self.loss
+        return config
 
 
 # Why heads never run on zero rows: with oneDNN on (TensorFlow's default on CPUs with AVX-512 VNNI/BF16 or AMX,
@@ -103,6 +166,7 @@ class LossLayer(keras.layers.Layer):
 MIN_HEAD_ROWS = 1
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class PositiveRows(keras.layers.Layer):
     """call([rois, target_class_ids, target_mask]) -> the same three cut to their first n rows, where n is the
     largest count of positive ROIs (target class id > 0) of any image in the batch, and at least
@@ -124,6 +188,7 @@ class PositiveRows(keras.layers.Layer):
         return tuple((shape[0], None, *shape[2:]) for shape in input_shapes)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ValidDetectionBoxes(keras.layers.Layer):
     """detections [B, D, 6] -> boxes [B, n, 4], n the largest count of real detections of an image in the batch
     and at least MIN_HEAD_ROWS (an image without detections must not give the mask head zero rows, see above).
@@ -141,6 +206,7 @@ class ValidDetectionBoxes(keras.layers.Layer):
         return (input_shape[0], None, 4)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class PadDetections(keras.layers.Layer):
     """call([x, detections]): x [B, n, ...] (per-detection outputs of the first n rows) -> [B, max_instances, ...]
     holding x's rows where ``detections`` [B, D >= max_instances, 6] has a real detection (class id > 0) and
@@ -149,7 +215,7 @@ class PadDetections(keras.layers.Layer):
 
     def __init__(self, max_instances: int, **kwargs):
         super().__init__(**kwargs)
-        self.max_instances = max_instances
+        self.max_instances = plain_int(max_instances, "max_instances", self)
 
     def call(self, inputs):
         x, detections = inputs
@@ -172,18 +238,24 @@ class PadDetections(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ActiveClassIds(keras.layers.Layer):
     """image_meta [B, META] -> active class ids [B, NUM_CLASSES] (the meta's last NUM_CLASSES values)."""
 
     def __init__(self, num_classes: int, **kwargs):
         super().__init__(**kwargs)
-        self.num_classes = num_classes
+        self.num_classes = plain_int(num_classes, "num_classes", self)
 
     def call(self, meta):
         return meta[:, -self.num_classes :]
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        config = super().get_config()
+        config["num_classes"] = self.num_classes
+        return config
 
 
 # Under MIXED_PRECISION these stay float32: box math, ROI align, targets, detection, losses, and the layers that
@@ -262,6 +334,89 @@ def set_batch_norm_momentum(model: keras.Model, momentum: float) -> None:
             layer.momentum = float(momentum)
 
 
+def _is_deserializable(cls) -> bool:
+    """Whether ``keras.saving.load_model`` finds ``cls``: one of Keras' own classes, or a registered one."""
+    if cls.__module__.split(".")[0] == "keras":
+        return True
+    return keras.saving.get_registered_object(keras.saving.get_registered_name(cls)) is cls
+
+
+def unserializable_layers(model: keras.Model) -> list[str]:
+    """The layers of ``model`` (nested models included) that ``keras.saving.load_model`` could not rebuild, as
+    "name (module.Class)": custom classes neither from Keras nor registered with
+    ``@keras.saving.register_keras_serializable()`` (e.g. one created by a callable BACKBONE)."""
+    found = []
+    for layer in model.layers:
+        if not _is_deserializable(type(layer)):
+            found.append(f"{layer.name} ({type(layer).__module__}.{type(layer).__qualname__})")
+        elif isinstance(layer, keras.Model):
+            found.extend(unserializable_layers(layer))
+    return found
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class MaskRCNNGraph(keras.Model):
+    """The functional Keras model of a Mask R-CNN graph, built by :func:`build_training_model` or
+    :func:`build_inference_model`; ``MaskRCNN.keras_model`` is one.
+
+    It saves to Keras' ``.keras`` format (``model.save(path)``) and ``keras.saving.load_model(path)`` rebuilds
+    it, once :mod:`mrcnn.model` (or :mod:`mrcnn.modeling.build`) is imported so the custom layers are
+    registered. Rebuilding re-applies what the builders set after construction: the float32 policies of
+    ``keep_float32`` and the BatchNorm momentum travel in the layers' configs; the BatchNorm folding (weak
+    references between layers, see :func:`~mrcnn.modeling.layers.fold_batch_norms`) is redone by
+    :meth:`from_config`. Saving a graph that holds a layer Keras could not rebuild raises a ValueError.
+    """
+
+    def get_config(self):
+        missing = unserializable_layers(self)
+        if missing:
+            raise ValueError(
+                f"cannot save {self.name!r} in the .keras format: keras.saving.load_model could not rebuild "
+                f"{', '.join(missing)}. Decorate those classes with "
+                "@keras.saving.register_keras_serializable() and give them get_config(), or save the weights "
+                "only (MaskRCNN.save_weights)."
+            )
+        return super().get_config()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        model = super().from_config(config, custom_objects=custom_objects)
+        fold_batch_norms(model)
+        return model
+
+
+def proposal_layer_args(config: Config, mode: str) -> dict:
+    """:class:`ProposalLayer` arguments for ``mode`` ("training" or "inference") from ``config``."""
+    count = config.POST_NMS_ROIS_TRAINING if mode == "training" else config.POST_NMS_ROIS_INFERENCE
+    return dict(
+        proposal_count=int(count),
+        nms_threshold=float(config.RPN_NMS_THRESHOLD),
+        pre_nms_limit=int(config.PRE_NMS_LIMIT),
+        rpn_bbox_std_dev=[float(v) for v in np.asarray(config.RPN_BBOX_STD_DEV).reshape(4)],
+    )
+
+
+def detection_target_args(config: Config) -> dict:
+    """:class:`DetectionTargetLayer` (and ``detection_targets_graph``) arguments from ``config``."""
+    return dict(
+        num_rois=int(config.TRAIN_ROIS_PER_IMAGE),
+        positive_ratio=float(config.ROI_POSITIVE_RATIO),
+        mask_shape=[int(v) for v in config.MASK_SHAPE],
+        bbox_std_dev=[float(v) for v in np.asarray(config.BBOX_STD_DEV).reshape(4)],
+        use_mini_mask=bool(config.USE_MINI_MASK),
+    )
+
+
+def detection_layer_args(config: Config) -> dict:
+    """:class:`DetectionLayer` (and ``refine_detections_graph``) arguments from ``config``."""
+    return dict(
+        max_instances=int(config.DETECTION_MAX_INSTANCES),
+        min_confidence=float(config.DETECTION_MIN_CONFIDENCE or 0.0),
+        nms_threshold=float(config.DETECTION_NMS_THRESHOLD),
+        bbox_std_dev=[float(v) for v in np.asarray(config.BBOX_STD_DEV).reshape(4)],
+    )
+
+
 def _graph_builder(build):
     """Wrap a graph builder: build under config.MIXED_PRECISION (restoring the global policy), then keep box
     math in float32, fold frozen BatchNorms into their convolutions and set BATCH_NORM_MOMENTUM."""
@@ -283,7 +438,7 @@ def _graph_builder(build):
 
 
 def _feature_pyramid(input_image, config: Config):
-    _, c2, c3, c4, c5 = build_backbone(input_image, config)
+    _, c2, c3, c4, c5 = build_backbone(input_image, config.BACKBONE, stage5=True, train_bn=config.TRAIN_BN)
     p2, p3, p4, p5, p6 = fpn_graph(c2, c3, c4, c5, config.TOP_DOWN_PYRAMID_SIZE)
     return [p2, p3, p4, p5, p6], [p2, p3, p4, p5]
 
@@ -324,10 +479,10 @@ def build_training_model(config: Config) -> keras.Model:
 
     rpn_feature_maps, mrcnn_feature_maps = _feature_pyramid(input_image, config)
     rpn_class_logits, rpn_class, rpn_bbox = _rpn(rpn_feature_maps, config)
-    anchors = ConstantAnchors(pyramid_anchors(config, config.IMAGE_SHAPE), name="anchors")(input_image)
+    anchors = ConstantAnchors(**anchor_args(config, config.IMAGE_SHAPE), name="anchors")(input_image)
 
     if config.USE_RPN_ROIS:
-        rpn_rois = ProposalLayer(config.POST_NMS_ROIS_TRAINING, config.RPN_NMS_THRESHOLD, config, name="ROI")(
+        rpn_rois = ProposalLayer(**proposal_layer_args(config, "training"), name="ROI")(
             [rpn_class, rpn_bbox, anchors]
         )
         target_rois = rpn_rois
@@ -337,7 +492,8 @@ def build_training_model(config: Config) -> keras.Model:
         target_rois = NormBoxes(name="input_roi_normalized")([input_rois, input_image])
         rpn_rois = target_rois
 
-    rois, target_class_ids, target_bbox, target_mask = DetectionTargetLayer(config, name="proposal_targets")(
+    targets = DetectionTargetLayer(**detection_target_args(config), name="proposal_targets")
+    rois, target_class_ids, target_bbox, target_mask = targets(
         [target_rois, input_gt_class_ids, gt_boxes, input_gt_masks]
     )
     mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
@@ -364,19 +520,17 @@ def build_training_model(config: Config) -> keras.Model:
     )
     active_class_ids = ActiveClassIds(config.NUM_CLASSES, name="active_class_ids")(input_image_meta)
 
-    rpn_class_loss = LossLayer(losses.rpn_class_loss_graph, name="rpn_class_loss")(
-        [input_rpn_match, rpn_class_logits]
-    )
-    rpn_bbox_loss = LossLayer(losses.rpn_bbox_loss_graph, config, name="rpn_bbox_loss")(
+    rpn_class_loss = LossLayer("rpn_class_loss", name="rpn_class_loss")([input_rpn_match, rpn_class_logits])
+    rpn_bbox_loss = LossLayer("rpn_bbox_loss", name="rpn_bbox_loss")(
         [input_rpn_bbox, input_rpn_match, rpn_bbox]
     )
-    class_loss = LossLayer(losses.mrcnn_class_loss_graph, name="mrcnn_class_loss")(
+    class_loss = LossLayer("mrcnn_class_loss", name="mrcnn_class_loss")(
         [target_class_ids, mrcnn_class_logits, active_class_ids]
     )
-    bbox_loss = LossLayer(losses.mrcnn_bbox_loss_graph, name="mrcnn_bbox_loss")(
+    bbox_loss = LossLayer("mrcnn_bbox_loss", name="mrcnn_bbox_loss")(
         [target_bbox, target_class_ids, mrcnn_bbox]
     )
-    mask_loss = LossLayer(losses.mrcnn_mask_loss_graph, name="mrcnn_mask_loss")(
+    mask_loss = LossLayer("mrcnn_mask_loss", name="mrcnn_mask_loss")(
         [mask_targets, mask_target_ids, mrcnn_mask]
     )
     outputs = [
@@ -395,7 +549,7 @@ def build_training_model(config: Config) -> keras.Model:
         bbox_loss,
         mask_loss,
     ]
-    return keras.Model(inputs, outputs, name="mask_rcnn")
+    return MaskRCNNGraph(inputs, outputs, name="mask_rcnn")
 
 
 @_graph_builder
@@ -416,7 +570,7 @@ def build_inference_model(config: Config) -> keras.Model:
 
     rpn_feature_maps, mrcnn_feature_maps = _feature_pyramid(input_image, config)
     _, rpn_class, rpn_bbox = _rpn(rpn_feature_maps, config)
-    rpn_rois = ProposalLayer(config.POST_NMS_ROIS_INFERENCE, config.RPN_NMS_THRESHOLD, config, name="ROI")(
+    rpn_rois = ProposalLayer(**proposal_layer_args(config, "inference"), name="ROI")(
         [rpn_class, rpn_bbox, input_anchors]
     )
     _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
@@ -428,7 +582,7 @@ def build_inference_model(config: Config) -> keras.Model:
         train_bn=config.TRAIN_BN,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
     )
-    detections = DetectionLayer(config, name="mrcnn_detection")(
+    detections = DetectionLayer(**detection_layer_args(config), name="mrcnn_detection")(
         [rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta]
     )
     detection_boxes = ValidDetectionBoxes(name="detection_boxes")(detections)
@@ -444,4 +598,4 @@ def build_inference_model(config: Config) -> keras.Model:
         [mrcnn_mask, detections]
     )
     outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
-    return keras.Model([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")
+    return MaskRCNNGraph([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from mrcnn.pipeline.meta import meta_slices
+
 
 def apply_box_deltas_graph(boxes: tf.Tensor, deltas: tf.Tensor) -> tf.Tensor:
     """Apply refinement deltas to boxes.
@@ -136,7 +138,7 @@ def trim_zeros_graph(boxes: tf.Tensor, name: str = "trim_zeros") -> tuple[tf.Ten
 
 
 def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Split batched image meta into its components.
+    """Split batched image meta into its components (the layout of :mod:`mrcnn.pipeline.meta`).
 
     meta: [B, IMAGE_META_SIZE] float, laid out as
         [image_id, original_image_shape(3), image_shape(3), window(4, pixels), scale, active_class_ids(NC)].
@@ -144,14 +146,7 @@ def parse_image_meta_graph(meta: tf.Tensor) -> dict[str, tf.Tensor]:
     window [B, 4], scale [B], active_class_ids [B, NC].
     """
     meta = tf.convert_to_tensor(meta)
-    return {
-        "image_id": meta[:, 0],
-        "original_image_shape": meta[:, 1:4],
-        "image_shape": meta[:, 4:7],
-        "window": meta[:, 7:11],
-        "scale": meta[:, 11],
-        "active_class_ids": meta[:, 12:],
-    }
+    return {key: meta[:, where] for key, where in meta_slices().items()}
 
 
 def batch_slice(

@@ -5,15 +5,64 @@
   faster TensorFlow CPU kernels; ``fold_batch_norms`` lets a convolution apply the frozen BatchNorm after it.
 - ``FlattenRois`` / ``UnflattenRois``: fold the ROI axis into the batch axis and back, which replaces
   Keras-2 ``TimeDistributed`` wrappers in the heads while keeping the per-ROI layers' names and weights.
+- ``plain_int`` / ``plain_float`` / ``plain_floats``: check the settings a custom layer is given. Every
+  custom layer takes plain values (never a ``Config``; :mod:`mrcnn.modeling.build` reads those) and returns
+  them from ``get_config``, so a model saves to Keras' ``.keras`` format and ``keras.saving.load_model``
+  rebuilds it.
 """
 
 from __future__ import annotations
 
+import numbers
 import weakref
 from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
+
+
+def _setting_error(layer, name: str, expected: str, value) -> TypeError:
+    return TypeError(
+        f"{type(layer).__name__}: {name} must be {expected}, got {type(value).__name__} {value!r}. The layers "
+        "take explicit settings; mrcnn.modeling.build translates a Config into them (Matterport's "
+        "config-taking signatures are in mrcnn.model)."
+    )
+
+
+def plain_int(value, name: str, layer) -> int:
+    """``value`` as an int; a TypeError naming ``layer`` and ``name`` if it is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or int(value) != value:
+        raise _setting_error(layer, name, "an int", value)
+    return int(value)
+
+
+def plain_float(value, name: str, layer) -> float:
+    """``value`` as a float; a TypeError naming ``layer`` and ``name`` if it is not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _setting_error(layer, name, "a number", value)
+    return float(value)
+
+
+def plain_floats(values, name: str, layer, length: int | None = None) -> list[float]:
+    """``values`` (a sequence or 1-D array of numbers, ``length`` of them if given) as a list of floats."""
+    try:
+        items = [plain_float(v, name, layer) for v in values]
+    except TypeError:
+        raise _setting_error(layer, name, f"{length or 'a list of'} numbers", values) from None
+    if length is not None and len(items) != length:
+        raise _setting_error(layer, name, f"{length} numbers", values)
+    return items
+
+
+def plain_ints(values, name: str, layer, length: int | None = None) -> list[int]:
+    """``values`` (a sequence or 1-D array of whole numbers, ``length`` of them if given) as a list of ints."""
+    try:
+        items = [plain_int(v, name, layer) for v in values]
+    except TypeError:
+        raise _setting_error(layer, name, f"{length or 'a list of'} ints", values) from None
+    if length is not None and len(items) != length:
+        raise _setting_error(layer, name, f"{length} ints", values)
+    return items
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -33,7 +82,8 @@ class BatchNorm(keras.layers.BatchNormalization):
         # A weak reference, because Keras would track a layer attribute as a sublayer and list its weights.
         self._folded_into = None
 
-    @property
+    # A method, not a property: Keras' saving walks a layer's attributes, and an attribute holding another
+    # layer would make it save (and load) that layer's weights under this one's path, in a cycle.
     def folded_into(self):
         """The FastConv2D that applies this layer's normalization (see fold_batch_norms), or None."""
         return None if self._folded_into is None else self._folded_into()
@@ -58,7 +108,7 @@ class BatchNorm(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self.train_bn:
             training = False
-        if self.folded_into is not None and self.uses_moving_statistics(training):
+        if self.folded_into() is not None and self.uses_moving_statistics(training):
             return inputs  # the convolution before this layer has applied the normalization
         return super().call(inputs, training=training, mask=mask)
 
@@ -134,13 +184,13 @@ class FastConv2D(keras.layers.Conv2D):
     # applies when that layer uses its moving statistics.
     _folded_batch_norm = None
 
-    @property
     def folded_batch_norm(self):
-        """The BatchNorm this convolution applies (see fold_batch_norms), or None."""
+        """The BatchNorm this convolution applies (see fold_batch_norms), or None (a method, see
+        BatchNorm.folded_into)."""
         return None if self._folded_batch_norm is None else self._folded_batch_norm()
 
     def call(self, inputs, training=None):
-        bn = self.folded_batch_norm
+        bn = self.folded_batch_norm()
         if bn is None or not bn.uses_moving_statistics(training):
             return super().call(inputs)
         # conv(x, K) + bias, normalized: conv(x, K * scale) + (bias * scale + offset), scale and offset per

@@ -1,4 +1,7 @@
-"""The five Mask R-CNN losses. Each returns a float32 scalar, 0 when there is nothing to average."""
+"""The five Mask R-CNN losses. Each returns a float32 scalar, 0 when there is nothing to average.
+
+``LOSS_FUNCTIONS`` names them after the training graph's loss outputs, so a loss layer can be saved by name.
+"""
 
 from __future__ import annotations
 
@@ -41,18 +44,16 @@ def rpn_class_loss_graph(rpn_match: tf.Tensor, rpn_class_logits: tf.Tensor) -> t
     return _mean_or_zero(loss)
 
 
-def rpn_bbox_loss_graph(
-    config, target_bbox: tf.Tensor, rpn_match: tf.Tensor, rpn_bbox: tf.Tensor
-) -> tf.Tensor:
+def rpn_bbox_loss_graph(target_bbox: tf.Tensor, rpn_match: tf.Tensor, rpn_bbox: tf.Tensor) -> tf.Tensor:
     """RPN box regression loss over positive anchors.
 
-    config: unused (kept for Matterport's signature; the batch size comes from the tensors).
+    (Matterport's ``rpn_bbox_loss_graph(config, target_bbox, rpn_match, rpn_bbox)`` is in
+    :mod:`mrcnn.matterport_compat`; the config was only read for the batch size, which comes from the tensors.)
     target_bbox: [B, RPN_TRAIN_ANCHORS_PER_IMAGE, (dy, dx, log(dh), log(dw))]; the targets of each image's
         positive anchors packed at the front, in anchor order, zero-padded.
     rpn_match: [B, A, 1] (or [B, A]) int. rpn_bbox: [B, A, 4] predicted deltas.
     Returns the mean smooth-L1 over all coordinates of the positive anchors.
     """
-    del config
     rpn_match = _squeeze_match(rpn_match)
     positive = tf.equal(rpn_match, 1)
     # Rank of each positive anchor among its image's positives = its row in target_bbox.
@@ -129,3 +130,13 @@ def mrcnn_mask_loss_graph(
     y_pred = tf.clip_by_value(y_pred, _EPSILON, 1.0 - _EPSILON)
     bce = -(y_true * tf.math.log(y_pred + _EPSILON) + (1.0 - y_true) * tf.math.log(1.0 - y_pred + _EPSILON))
     return _mean_or_zero(bce)
+
+
+# The training graph's loss outputs, in order, and the function that computes each.
+LOSS_FUNCTIONS = {
+    "rpn_class_loss": rpn_class_loss_graph,
+    "rpn_bbox_loss": rpn_bbox_loss_graph,
+    "mrcnn_class_loss": mrcnn_class_loss_graph,
+    "mrcnn_bbox_loss": mrcnn_bbox_loss_graph,
+    "mrcnn_mask_loss": mrcnn_mask_loss_graph,
+}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
-import numpy as np
 import tensorflow as tf
 
 from mrcnn.modeling.graph_utils import apply_box_deltas_graph, clip_boxes_graph
+from mrcnn.modeling.layers import plain_float, plain_floats, plain_int
 
 NMS_METHODS = ("map_fn", "padded", "combined")
 
@@ -64,32 +66,42 @@ def batched_nms(
     return out
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class ProposalLayer(keras.layers.Layer):
     """Turns RPN outputs into region proposals.
 
-    proposal_count: proposals kept per image after NMS (output rows, zero-padded).
-    nms_threshold: IoU above which lower-scoring proposals are suppressed.
-    config: a ``Config``; uses PRE_NMS_LIMIT and RPN_BBOX_STD_DEV.
+    proposal_count: proposals kept per image after NMS (output rows, zero-padded); POST_NMS_ROIS_*.
+    nms_threshold: IoU above which lower-scoring proposals are suppressed; RPN_NMS_THRESHOLD.
+    pre_nms_limit: top-scoring anchors refined and passed to NMS; PRE_NMS_LIMIT.
+    rpn_bbox_std_dev: the 4 factors the RPN's deltas were divided by; RPN_BBOX_STD_DEV.
     nms_method: see ``batched_nms``.
+    (:func:`mrcnn.modeling.build.proposal_layer_args` reads these from a ``Config``; Matterport's
+    ``ProposalLayer(proposal_count, nms_threshold, config)`` is :class:`mrcnn.matterport_compat.ProposalLayer`.)
 
     call([rpn_probs, rpn_bbox, anchors]):
         rpn_probs: [B, A, (bg prob, fg prob)].
-        rpn_bbox: [B, A, (dy, dx, log(dh), log(dw))] as predicted (divided by RPN_BBOX_STD_DEV).
+        rpn_bbox: [B, A, (dy, dx, log(dh), log(dw))] as predicted (divided by rpn_bbox_std_dev).
         anchors: [B, A, (y1, x1, y2, x2)] normalized.
     Returns [B, proposal_count, (y1, x1, y2, x2)] normalized, by decreasing score, zero-padded.
     """
 
     def __init__(
-        self, proposal_count: int, nms_threshold: float, config=None, nms_method: str = "combined", **kwargs
+        self,
+        proposal_count: int,
+        nms_threshold: float,
+        pre_nms_limit: int = 6000,
+        rpn_bbox_std_dev: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+        nms_method: str = "combined",
+        **kwargs,
     ):
         super().__init__(**kwargs)
-        self.config = config
-        self.proposal_count = int(proposal_count)
-        self.nms_threshold = float(nms_threshold)
+        self.proposal_count = plain_int(proposal_count, "proposal_count", self)
+        self.nms_threshold = plain_float(nms_threshold, "nms_threshold", self)
+        self.pre_nms_limit = plain_int(pre_nms_limit, "pre_nms_limit", self)
+        self.rpn_bbox_std_dev = plain_floats(rpn_bbox_std_dev, "rpn_bbox_std_dev", self, length=4)
+        if nms_method not in NMS_METHODS:
+            raise ValueError(f"Unknown NMS method {nms_method!r}; expected one of {NMS_METHODS}")
         self.nms_method = nms_method
-        self.pre_nms_limit = int(config.PRE_NMS_LIMIT) if config is not None else 6000
-        std = config.RPN_BBOX_STD_DEV if config is not None else [0.1, 0.1, 0.2, 0.2]
-        self.rpn_bbox_std_dev = [float(s) for s in np.asarray(std).reshape(4)]
 
     def call(self, inputs):
         scores = inputs[0][..., 1]  # [B, A] foreground probability
@@ -115,18 +127,8 @@ class ProposalLayer(keras.layers.Layer):
         config.update(
             proposal_count=self.proposal_count,
             nms_threshold=self.nms_threshold,
-            nms_method=self.nms_method,
             pre_nms_limit=self.pre_nms_limit,
             rpn_bbox_std_dev=self.rpn_bbox_std_dev,
+            nms_method=self.nms_method,
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        pre_nms_limit = config.pop("pre_nms_limit", 6000)
-        std = config.pop("rpn_bbox_std_dev", [0.1, 0.1, 0.2, 0.2])
-        layer = cls(**config)
-        layer.pre_nms_limit = pre_nms_limit
-        layer.rpn_bbox_std_dev = std
-        return layer

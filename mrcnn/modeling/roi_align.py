@@ -30,6 +30,7 @@ def roi_pyramid_level(boxes: tf.Tensor, image_shape: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32)
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class PyramidROIAlign(keras.layers.Layer):
     """ROI Align on the level of the pyramid that suits each box's size.
 
@@ -88,5 +89,5 @@ class PyramidROIAlign(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config["pool_shape"] = self.pool_shape
+        config["pool_shape"] = list(self.pool_shape)
         return config

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from mrcnn.modeling.graph_utils import box_refinement_graph, overlaps_graph, trim_zeros_graph
+from mrcnn.modeling.layers import plain_float, plain_floats, plain_int, plain_ints
 
 
 def _zero_column(x: tf.Tensor) -> tf.Tensor:
@@ -18,21 +21,36 @@ def _max_or_zero(overlaps: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(tf.concat([overlaps, _zero_column(overlaps)], axis=1), axis=1)
 
 
-def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config):
+def detection_targets_graph(
+    proposals,
+    gt_class_ids,
+    gt_boxes,
+    gt_masks,
+    *,
+    num_rois: int,
+    positive_ratio: float,
+    mask_shape: Sequence[int],
+    bbox_std_dev: Sequence[float],
+    use_mini_mask: bool,
+):
     """Targets for one image.
 
     proposals: [P, (y1, x1, y2, x2)] normalized, zero-padded.
-    gt_class_ids: [MAX_GT_INSTANCES] int, zero-padded; negative ids mark crowd boxes.
-    gt_boxes: [MAX_GT_INSTANCES, (y1, x1, y2, x2)] normalized, zero-padded.
-    gt_masks: [height, width, MAX_GT_INSTANCES] bool/float; full image size, or MINI_MASK_SHAPE when
-        config.USE_MINI_MASK (each mask then covers its GT box).
+    gt_class_ids: [G] int, zero-padded; negative ids mark crowd boxes.
+    gt_boxes: [G, (y1, x1, y2, x2)] normalized, zero-padded.
+    gt_masks: [height, width, G] bool/float; full image size, or mini masks when ``use_mini_mask`` (each mask
+        then covers its GT box).
+    num_rois: ROIs sampled per image (TRAIN_ROIS_PER_IMAGE). positive_ratio: largest share of positive ROIs
+        (ROI_POSITIVE_RATIO). mask_shape: (height, width) of the mask targets (MASK_SHAPE).
+    bbox_std_dev: the 4 factors the box targets are divided by (BBOX_STD_DEV).
+    (Matterport's ``detection_targets_graph(..., config)`` is in :mod:`mrcnn.matterport_compat`.)
 
-    Returns, with T = TRAIN_ROIS_PER_IMAGE, zero-padded (negatives get zero targets):
+    Returns, with T = num_rois, zero-padded (negatives get zero targets):
         rois [T, 4] (positives first, then negatives), class_ids [T] int32, deltas [T, 4] (divided by
-        BBOX_STD_DEV), masks [T, MASK_SHAPE[0], MASK_SHAPE[1]] float32 in {0, 1}.
+        bbox_std_dev), masks [T, mask_shape[0], mask_shape[1]] float32 in {0, 1}.
     """
-    num_rois = int(config.TRAIN_ROIS_PER_IMAGE)
-    mask_shape = tuple(int(s) for s in config.MASK_SHAPE)
+    num_rois = int(num_rois)
+    mask_shape = tuple(int(s) for s in mask_shape)
 
     proposals, _ = trim_zeros_graph(tf.cast(proposals, tf.float32), name="trim_proposals")
     gt_boxes, non_zeros = trim_zeros_graph(tf.cast(gt_boxes, tf.float32), name="trim_gt_boxes")
@@ -53,12 +71,10 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config)
     positive_indices = tf.where(roi_iou_max >= 0.5)[:, 0]
     negative_indices = tf.where(tf.logical_and(roi_iou_max < 0.5, no_crowd))[:, 0]
 
-    positive_quota = int(num_rois * config.ROI_POSITIVE_RATIO)
+    positive_quota = int(num_rois * positive_ratio)
     positive_indices = tf.random.shuffle(positive_indices)[:positive_quota]
     positive_count = tf.shape(positive_indices)[0]
-    negative_quota = (
-        tf.cast(tf.cast(positive_count, tf.float32) / config.ROI_POSITIVE_RATIO, tf.int32) - positive_count
-    )
+    negative_quota = tf.cast(tf.cast(positive_count, tf.float32) / positive_ratio, tf.int32) - positive_count
     negative_indices = tf.random.shuffle(negative_indices)[:negative_quota]
 
     positive_rois = tf.gather(proposals, positive_indices)
@@ -71,12 +87,12 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config)
     assignment = tf.argmax(positive_overlaps, axis=1, output_type=tf.int32)
     roi_gt_boxes = tf.gather(gt_boxes, assignment)
     roi_class_ids = tf.gather(gt_class_ids, assignment)
-    std_dev = tf.constant(np.asarray(config.BBOX_STD_DEV, np.float32).reshape(4))
+    std_dev = tf.constant(np.asarray(bbox_std_dev, np.float32).reshape(4))
     deltas = box_refinement_graph(positive_rois, roi_gt_boxes) / std_dev
 
     roi_masks = tf.cast(tf.gather(gt_masks, assignment), tf.float32)[..., tf.newaxis]
     crop_boxes = positive_rois
-    if config.USE_MINI_MASK:
+    if use_mini_mask:
         # Mini masks span their GT box: express the ROI in that box's [0, 1] frame.
         gt_y1, gt_x1, gt_y2, gt_x2 = tf.unstack(roi_gt_boxes, axis=1)
         y1, x1, y2, x2 = tf.unstack(positive_rois, axis=1)
@@ -106,47 +122,81 @@ def detection_targets_graph(proposals, gt_class_ids, gt_boxes, gt_masks, config)
     return rois, roi_class_ids, deltas, masks
 
 
+@keras.saving.register_keras_serializable(package="mrcnn")
 class DetectionTargetLayer(keras.layers.Layer):
     """Samples ROIs from the proposals and builds their class, box and mask targets (training only).
+
+    num_rois, positive_ratio, mask_shape, bbox_std_dev, use_mini_mask: see :func:`detection_targets_graph`
+    (:func:`mrcnn.modeling.build.detection_target_args` reads them from a ``Config``).
 
     call([proposals, gt_class_ids, gt_boxes, gt_masks]):
         proposals: [B, P, (y1, x1, y2, x2)] normalized, zero-padded.
         gt_class_ids: [B, MAX_GT_INSTANCES] int (negative = crowd).
         gt_boxes: [B, MAX_GT_INSTANCES, (y1, x1, y2, x2)] normalized.
-        gt_masks: [B, height, width, MAX_GT_INSTANCES] bool (full size or mini masks, see USE_MINI_MASK).
-    Returns, with T = TRAIN_ROIS_PER_IMAGE:
+        gt_masks: [B, height, width, MAX_GT_INSTANCES] bool (full size or mini masks, see use_mini_mask).
+    Returns, with T = num_rois:
         rois [B, T, 4] normalized, target_class_ids [B, T] int32, target_bbox [B, T, (dy, dx, log(dh),
-        log(dw))] divided by BBOX_STD_DEV, target_mask [B, T, MASK_SHAPE[0], MASK_SHAPE[1]] float32.
+        log(dw))] divided by bbox_std_dev, target_mask [B, T, mask_shape[0], mask_shape[1]] float32.
     No gradient flows through the outputs.
     """
 
-    def __init__(self, config, **kwargs):
+    def __init__(
+        self,
+        num_rois: int,
+        positive_ratio: float,
+        mask_shape: Sequence[int],
+        bbox_std_dev: Sequence[float],
+        use_mini_mask: bool,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        self.config = config
+        self.num_rois = plain_int(num_rois, "num_rois", self)
+        self.positive_ratio = plain_float(positive_ratio, "positive_ratio", self)
+        self.mask_shape = plain_ints(mask_shape, "mask_shape", self, length=2)
+        self.bbox_std_dev = plain_floats(bbox_std_dev, "bbox_std_dev", self, length=4)
+        self.use_mini_mask = bool(use_mini_mask)
+
+    def _targets(self, args):
+        return detection_targets_graph(
+            *args,
+            num_rois=self.num_rois,
+            positive_ratio=self.positive_ratio,
+            mask_shape=self.mask_shape,
+            bbox_std_dev=self.bbox_std_dev,
+            use_mini_mask=self.use_mini_mask,
+        )
 
     def call(self, inputs):
         proposals, gt_class_ids, gt_boxes, gt_masks = inputs
-        num_rois = int(self.config.TRAIN_ROIS_PER_IMAGE)
-        mask_shape = tuple(int(s) for s in self.config.MASK_SHAPE)
         outputs = tf.map_fn(
-            lambda args: detection_targets_graph(*args, self.config),
+            self._targets,
             (proposals, gt_class_ids, gt_boxes, gt_masks),
             fn_output_signature=(
-                tf.TensorSpec((num_rois, 4), tf.float32),
-                tf.TensorSpec((num_rois,), tf.int32),
-                tf.TensorSpec((num_rois, 4), tf.float32),
-                tf.TensorSpec((num_rois, *mask_shape), tf.float32),
+                tf.TensorSpec((self.num_rois, 4), tf.float32),
+                tf.TensorSpec((self.num_rois,), tf.int32),
+                tf.TensorSpec((self.num_rois, 4), tf.float32),
+                tf.TensorSpec((self.num_rois, *self.mask_shape), tf.float32),
             ),
         )
         return [tf.stop_gradient(o) for o in outputs]
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0]
-        num_rois = int(self.config.TRAIN_ROIS_PER_IMAGE)
-        mask_shape = tuple(int(s) for s in self.config.MASK_SHAPE)
-        return [(batch, num_rois, 4), (batch, num_rois), (batch, num_rois, 4), (batch, num_rois, *mask_shape)]
+        n = self.num_rois
+        return [(batch, n, 4), (batch, n), (batch, n, 4), (batch, n, *self.mask_shape)]
 
     def compute_output_spec(self, inputs):
         shapes = self.compute_output_shape([tuple(x.shape) for x in inputs])
         dtypes = ["float32", "int32", "float32", "float32"]
         return [keras.KerasTensor(s, dtype=d) for s, d in zip(shapes, dtypes, strict=True)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_rois=self.num_rois,
+            positive_ratio=self.positive_ratio,
+            mask_shape=self.mask_shape,
+            bbox_std_dev=self.bbox_std_dev,
+            use_mini_mask=self.use_mini_mask,
+        )
+        return config

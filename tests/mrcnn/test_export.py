@@ -14,10 +14,19 @@ from mrcnn.images import resize_image
 from mrcnn.masks import unmold_masks
 from mrcnn.testing import TINY_SETTINGS
 
+# POST_NMS_ROIS_INFERENCE = PRE_NMS_LIMIT: every proposal that survives NMS is kept. With a cut, the ONNX
+# network (whose RPN scores differ from TensorFlow's in the last bits) can keep another proposal than
+# TensorFlow's at a near tie on the cut, and so make other detections from the same input.
 ExportConfig = type(
     "ExportConfig",
     (Config,),
-    {**TINY_SETTINGS, "NAME": "export", "IMAGES_PER_GPU": 1, "DETECTION_MIN_CONFIDENCE": 0.0},
+    {
+        **TINY_SETTINGS,
+        "NAME": "export",
+        "IMAGES_PER_GPU": 1,
+        "DETECTION_MIN_CONFIDENCE": 0.0,
+        "POST_NMS_ROIS_INFERENCE": TINY_SETTINGS["PRE_NMS_LIMIT"],
+    },
 )
 
 

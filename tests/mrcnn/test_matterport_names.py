@@ -26,6 +26,7 @@ from matplotlib import patches
 import mrcnn.model as modellib
 from mrcnn import utils, visualize
 from mrcnn.modeling import backbone
+from mrcnn.modeling.build import detection_layer_args
 from mrcnn.modeling.detection import DetectionLayer as OurDetectionLayer
 from mrcnn.modeling.detection import refine_detections_graph as batched_refine_detections
 from mrcnn.testing import tiny_config
@@ -379,9 +380,9 @@ def test_refine_detections_graph_is_per_image():
     window = np.array([0.0, 0.1, 1.0, 0.9], np.float32)
     detections = modellib.refine_detections_graph(rois, probs, deltas, window, config).numpy()
     assert detections.shape == (config.DETECTION_MAX_INSTANCES, 6)
-    expected = batched_refine_detections(rois[None], probs[None], deltas[None], window[None], config).numpy()[
-        0
-    ]
+    expected = batched_refine_detections(
+        rois[None], probs[None], deltas[None], window[None], **detection_layer_args(config)
+    ).numpy()[0]
     np.testing.assert_allclose(detections, expected, atol=1e-6)
     kept = detections[detections[:, 5] > 0]
     assert len(kept) and np.all(kept[:, 5] >= 0.3) and np.all(np.diff(kept[:, 5]) <= 0)
@@ -392,7 +393,7 @@ def test_detection_layer_config_default():
     config = tiny_config(DETECTION_MIN_CONFIDENCE=0.3, IMAGES_PER_GPU=1)
     rois, probs, deltas = _detection_inputs(config)
     inputs = [rois[None], probs[None], deltas[None], _meta(1, config.NUM_CLASSES)]
-    ours = OurDetectionLayer(config)(inputs).numpy()
+    ours = OurDetectionLayer(**detection_layer_args(config))(inputs).numpy()
     theirs = modellib.DetectionLayer(config, name="mrcnn_detection")(inputs).numpy()
     np.testing.assert_allclose(theirs, ours)
     assert theirs.shape == (1, config.DETECTION_MAX_INSTANCES, 6)

@@ -1,5 +1,4 @@
 import re
-import types
 from pathlib import Path
 
 import keras
@@ -119,11 +118,9 @@ def test_build_backbone_accepts_callable_and_name():
         return outs
 
     inp = keras.Input((64, 64, 3))
-    config = types.SimpleNamespace(BACKBONE=tiny_backbone, TRAIN_BN=False)
-    outs = build_backbone(inp, config)
+    outs = build_backbone(inp, tiny_backbone, stage5=True, train_bn=False)
     assert calls == [(True, False)]
     assert [tuple(o.shape) for o in outs][-1] == (None, 4, 4, 32)
 
-    config = types.SimpleNamespace(BACKBONE="resnet50", TRAIN_BN=False)
-    outs = build_backbone(keras.Input((64, 64, 3)), config)
+    outs = build_backbone(keras.Input((64, 64, 3)), "resnet50", train_bn=False)
     assert tuple(outs[4].shape) == (None, 2, 2, 2048)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from mrcnn.config import Config
+from mrcnn.modeling.build import detection_layer_args
 from mrcnn.modeling.detection import DetectionLayer
 
 
@@ -39,7 +40,7 @@ def detect(config, rois, probs, deltas=None, meta=None):
         deltas = np.zeros((*probs.shape, 4), np.float32)
     if meta is None:
         meta = make_meta()
-    out = DetectionLayer(config)([rois[None], probs[None], deltas[None], meta[None]])
+    out = DetectionLayer(**detection_layer_args(config))([rois[None], probs[None], deltas[None], meta[None]])
     return np.asarray(out)[0]
 
 
@@ -144,7 +145,7 @@ def test_batch_of_three_equals_each_image_alone_and_numpy_reference():
         probs = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
         deltas = rng.normal(0, 1, (n, 3, 4)).astype(np.float32)
         images.append((rois, probs, deltas, make_meta(windows[k])))
-    layer = DetectionLayer(config)
+    layer = DetectionLayer(**detection_layer_args(config))
     batched = layer([np.stack([im[i] for im in images]) for i in range(4)]).numpy()
     assert batched.shape == (3, 10, 6)
     for k, (rois, probs, deltas, meta) in enumerate(images):
@@ -161,7 +162,7 @@ def test_batch_of_three_equals_each_image_alone_and_numpy_reference():
 def test_functional_graph_shape():
     config = DetConfig()
     inputs = [keras.Input((None, 4)), keras.Input((None, 3)), keras.Input((None, 3, 4)), keras.Input((15,))]
-    out = DetectionLayer(config, name="mrcnn_detection")(inputs)
+    out = DetectionLayer(**detection_layer_args(config), name="mrcnn_detection")(inputs)
     assert tuple(out.shape) == (None, 4, 6)
     model = keras.Model(inputs, out)
     result = np.asarray(

@@ -189,7 +189,7 @@ def test_folded_batch_norm_gives_the_same_outputs_and_gradients(train_bn):
     x = tf.random.stateless_normal([2, 6, 5, 3], seed=[8, 9])
     plain, folded = _conv_bn_model(train_bn), _conv_bn_model(train_bn)
     assert fold_batch_norms(folded) == 1
-    assert folded.get_layer("conv").folded_batch_norm is folded.get_layer("bn")
+    assert folded.get_layer("conv").folded_batch_norm() is folded.get_layer("bn")
     assert len(folded.weights) == len(plain.weights) == 6  # folding adds no weights to either layer
     for training in (False, True):
         with tf.GradientTape(persistent=True) as tape:

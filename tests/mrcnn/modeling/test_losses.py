@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.config import Config
 from mrcnn.modeling.losses import (
     mrcnn_bbox_loss_graph,
     mrcnn_class_loss_graph,
@@ -13,11 +12,6 @@ from mrcnn.modeling.losses import (
 )
 
 RNG = np.random.default_rng(7)
-
-
-class LossConfig(Config):
-    NAME = "loss"
-    NUM_CLASSES = 3
 
 
 def np_log_softmax(logits):
@@ -60,9 +54,8 @@ def test_rpn_bbox_loss_packs_targets_per_image():
         np.concatenate([targets[0, :3], targets[1, :1]]),
     )
     expected = np_smooth_l1(*pairs).mean()
-    config = LossConfig()
-    assert_scalar(rpn_bbox_loss_graph(config, targets, match, pred), expected)
-    assert_scalar(rpn_bbox_loss_graph(config, targets, np.zeros_like(match), pred), 0.0)
+    assert_scalar(rpn_bbox_loss_graph(targets, match, pred), expected)
+    assert_scalar(rpn_bbox_loss_graph(targets, np.zeros_like(match), pred), 0.0)
 
 
 def test_mrcnn_class_loss_weights_by_active_class_of_prediction():
@@ -108,9 +101,7 @@ def test_empty_losses_have_finite_zero_gradients(which):
             loss = rpn_class_loss_graph(np.zeros((1, 3, 1), np.int32), tf.reshape(logits, [1, -1, 2])[:, :3])
         elif which == "rpn_bbox":
             flat = tf.reshape(logits, [1, -1, 4])[:, :3]
-            loss = rpn_bbox_loss_graph(
-                None, np.zeros((1, 2, 4), np.float32), np.zeros((1, 3, 1), np.int32), flat
-            )
+            loss = rpn_bbox_loss_graph(np.zeros((1, 2, 4), np.float32), np.zeros((1, 3, 1), np.int32), flat)
         elif which == "class":
             loss = mrcnn_class_loss_graph(
                 np.zeros((1, 3), np.int32), logits[:, :, 0, 0, 0, :], np.zeros((1, 3))

@@ -31,6 +31,18 @@ ANCHORS = np.array(
 SCORES = np.array([0.9, 0.8, 0.3, 0.7, 0.1], np.float32)
 
 
+def proposal_layer(proposal_count, nms_threshold, config=None, **kwargs):
+    """A ProposalLayer with the PRE_NMS_LIMIT and RPN_BBOX_STD_DEV of ``config`` (a TinyConfig by default)."""
+    config = config or TinyConfig()
+    return ProposalLayer(
+        proposal_count,
+        nms_threshold,
+        pre_nms_limit=config.PRE_NMS_LIMIT,
+        rpn_bbox_std_dev=config.RPN_BBOX_STD_DEV,
+        **kwargs,
+    )
+
+
 def rpn_inputs(scores, deltas=None, anchors=ANCHORS):
     probs = np.stack([1 - scores, scores], axis=-1)[np.newaxis].astype(np.float32)
     if deltas is None:
@@ -40,7 +52,7 @@ def rpn_inputs(scores, deltas=None, anchors=ANCHORS):
 
 @pytest.mark.parametrize("method", NMS_METHODS)
 def test_picks_top_scores_in_order_and_suppresses_overlaps(method):
-    layer = ProposalLayer(5, 0.7, TinyConfig(), nms_method=method)
+    layer = proposal_layer(5, 0.7, nms_method=method)
     out = layer(rpn_inputs(SCORES)).numpy()
     assert out.shape == (1, 5, 4)
     np.testing.assert_allclose(out[0, :3], ANCHORS[[0, 3, 2]], atol=1e-6)
@@ -48,12 +60,12 @@ def test_picks_top_scores_in_order_and_suppresses_overlaps(method):
 
 
 def test_proposal_count_limits_output():
-    out = ProposalLayer(2, 0.7, TinyConfig())(rpn_inputs(SCORES)).numpy()
+    out = proposal_layer(2, 0.7)(rpn_inputs(SCORES)).numpy()
     np.testing.assert_allclose(out[0], ANCHORS[[0, 3]], atol=1e-6)
 
 
 def test_lower_threshold_suppresses_more_and_higher_keeps_more():
-    out = ProposalLayer(5, 0.95, TinyConfig())(rpn_inputs(SCORES)).numpy()
+    out = proposal_layer(5, 0.95)(rpn_inputs(SCORES)).numpy()
     np.testing.assert_allclose(out[0, :4], ANCHORS[[0, 1, 3, 2]], atol=1e-6)
 
 
@@ -63,7 +75,7 @@ def test_deltas_scaled_by_std_dev_and_clipped():
     deltas[0, 3] = [1.0, 0.0, 0.0, 0.0]
     # log(dw) = 0.2 * 5 = 1 -> width of anchor 2 becomes 0.4 * e, clipped to [0, 1].
     deltas[0, 2] = [0.0, 0.0, 0.0, 5.0]
-    out = ProposalLayer(5, 0.7, TinyConfig())(rpn_inputs(SCORES, deltas)).numpy()[0]
+    out = proposal_layer(5, 0.7)(rpn_inputs(SCORES, deltas)).numpy()[0]
     np.testing.assert_allclose(out[1], [0.12, 0.50, 0.32, 0.70], atol=1e-6)
     half = 0.2 * np.e
     np.testing.assert_allclose(out[2], [0.5, max(0.7 - half, 0.0), 0.9, min(0.7 + half, 1.0)], atol=1e-6)
@@ -81,7 +93,7 @@ def test_batch_equals_each_image_alone(method):
     batch = [rpn_inputs(rng.permutation(n).astype(np.float32) / n, None, anchors) for _ in range(3)]
     for inputs in batch:
         inputs[1] = rng.normal(0, 0.5, (1, n, 4)).astype(np.float32)
-    layer = ProposalLayer(20, 0.5, config, nms_method=method)
+    layer = proposal_layer(20, 0.5, config, nms_method=method)
     together = layer([np.concatenate([b[i] for b in batch]) for i in range(3)]).numpy()
     for k, inputs in enumerate(batch):
         np.testing.assert_allclose(together[k], layer(inputs).numpy()[0], atol=1e-6)
@@ -92,7 +104,7 @@ def test_functional_graph_and_config_round_trip():
     probs = keras.Input((None, 2))
     deltas = keras.Input((None, 4))
     anchors = keras.Input((None, 4))
-    layer = ProposalLayer(3, 0.7, TinyConfig(), name="ROI")
+    layer = proposal_layer(3, 0.7, name="ROI")
     out = layer([probs, deltas, anchors])
     assert tuple(out.shape) == (None, 3, 4)
     model = keras.Model([probs, deltas, anchors], out)

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from mrcnn.config import Config
+from mrcnn.modeling.build import detection_target_args
 from mrcnn.modeling.targets import DetectionTargetLayer
 
 
@@ -65,7 +66,7 @@ def mini_masks() -> np.ndarray:
 
 
 def run(config, proposals, class_ids, boxes, masks):
-    layer = DetectionTargetLayer(config)
+    layer = DetectionTargetLayer(**detection_target_args(config))
     outputs = layer([proposals[None], class_ids[None], boxes[None], masks[None]])
     return [np.asarray(o)[0] for o in outputs]
 
@@ -149,7 +150,7 @@ def test_batched_functional_layer():
         keras.Input((4, 4)),
         keras.Input((13, 13, 4), dtype="bool"),
     ]
-    outputs = DetectionTargetLayer(config, name="proposal_targets")(inputs)
+    outputs = DetectionTargetLayer(**detection_target_args(config), name="proposal_targets")(inputs)
     assert [tuple(o.shape) for o in outputs] == [(None, 6, 4), (None, 6), (None, 6, 4), (None, 6, 4, 4)]
     assert outputs[1].dtype == "int32"
     model = keras.Model(inputs, outputs)
@@ -180,7 +181,8 @@ def test_positives_never_exceed_the_quota_and_come_first():
     centres = np.repeat(gt_boxes[0, :2], 20, axis=0)
     proposals = np.clip(centres + rng.normal(0, 0.01, centres.shape), 0, 1).astype(np.float32)[None]
     gt_masks = np.ones((1, 64, 64, 4), bool)
-    rois, class_ids, _, _ = DetectionTargetLayer(config)([proposals, gt_ids, gt_boxes, gt_masks])
+    layer = DetectionTargetLayer(**detection_target_args(config))
+    rois, class_ids, _, _ = layer([proposals, gt_ids, gt_boxes, gt_masks])
     class_ids = np.asarray(class_ids)[0]
     quota = int(10 * 0.33)
     assert (class_ids[:quota] > 0).all()
