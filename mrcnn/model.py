@@ -33,9 +33,7 @@ from mrcnn.pipeline import unmold_detections as unmold_one_image
 from mrcnn.runs import _CHECKPOINT_RE, _listdir, find_last_checkpoint, run_checkpoints, run_folders  # noqa: F401  (public here too)
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
-    CheckpointCallback,
     InterruptGuard,
-    NonFiniteGuard,
     TrainingLoader,
     TrainingModel,
     global_batch_size,
@@ -43,6 +41,7 @@ from mrcnn.training import (
     layer_regex,
     make_optimizer,
     make_strategy,
+    run_callbacks,
     set_trainable,
 )
 from mrcnn.weights import load_weights_h5, save_weights_h5
@@ -370,22 +369,17 @@ class MaskRCNN:
 
         interrupts = InterruptGuard()
         # Every worker stops on a non-finite loss (they all see it): one that went on would wait for the others.
-        callbacks = [NonFiniteGuard(lambda: self.last_checkpoint)]
-        if chief:
-            callbacks += [
-                CheckpointCallback(
-                    self.keras_model,
-                    self.checkpoint_path,
-                    on_save=saved,
-                    metadata=lambda epoch, row: self.metadata(epoch, epoch_logs=row),
-                    history_path=os.path.join(self.log_dir, HISTORY_FILE),
-                    last_checkpoint=self.last_checkpoint,
-                ),
-                keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
-            ]
-        callbacks.append(
-            interrupts.callback()
-        )  # after the checkpoint: a Ctrl-C lost in its write still stops
+        # With several workers only the chief writes checkpoints, history and TensorBoard logs.
+        callbacks = run_callbacks(
+            self.keras_model,
+            interrupts,
+            self.checkpoint_path if chief else None,
+            last_checkpoint=lambda: self.last_checkpoint,
+            on_save=saved,
+            metadata=lambda epoch, row: self.metadata(epoch, epoch_logs=row),
+            history_path=os.path.join(self.log_dir, HISTORY_FILE),
+            log_dir=self.log_dir,
+        )
         callbacks += list(custom_callbacks or [])
         with interrupts:
             history = trainer.fit(

@@ -464,6 +464,46 @@ class InterruptGuard:
         return _CheckInterrupt()
 
 
+def run_callbacks(
+    network: keras.Model,
+    interrupts: InterruptGuard,
+    checkpoint_path: str | None,
+    last_checkpoint=lambda: None,
+    on_save=None,
+    metadata=None,
+    history_path: str | None = None,
+    log_dir: str | None = None,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of a training run, in the order that makes faults safe (``MaskRCNN.train`` uses it):
+
+    1. :class:`NonFiniteGuard`: a non-finite step loss stops training before anything of that epoch is written;
+    2. when ``checkpoint_path`` is given (the chief's run): :class:`CheckpointCallback` (the checkpoint of
+       ``network``, then its history row), then TensorBoard under ``log_dir`` when given;
+    3. ``interrupts``' check, after the checkpoint: a Ctrl-C lost inside its write still stops training.
+
+    last_checkpoint: a function giving the last complete checkpoint (for messages); on_save, metadata,
+    history_path: passed to :class:`CheckpointCallback`. Run ``fit`` inside ``with interrupts:``.
+    """
+    callbacks: list[keras.callbacks.Callback] = [NonFiniteGuard(last_checkpoint)]
+    if checkpoint_path is not None:
+        callbacks.append(
+            CheckpointCallback(
+                network,
+                checkpoint_path,
+                on_save=on_save,
+                metadata=metadata,
+                history_path=history_path,
+                last_checkpoint=last_checkpoint(),
+            )
+        )
+        if log_dir is not None:
+            callbacks.append(
+                keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0, write_graph=False)
+            )
+    callbacks.append(interrupts.callback())
+    return callbacks
+
+
 class MultiWorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' ``BackupAndRestore`` made safe for several workers and for kills at any moment.
 

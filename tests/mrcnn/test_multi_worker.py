@@ -1,6 +1,6 @@
 """Multi-worker training: two worker processes on 127.0.0.1 under ``MultiWorkerMirroredStrategy`` (TF_CONFIG).
 
-1. Two workers with one image each take the same step as one worker with both images (the principle and the
+1. (slow) Two workers with one image each take the same step as one worker with both images (the principle and the
    settings of ``test_distribute.py``: frozen BatchNorm, ROI sampling that keeps every positive, the loss
    terms averaged over per-image counts that are equal for every image; the three terms averaged over a
    per-replica number of positives are weighted 0). The bound on the weights is the one of that test.
@@ -8,7 +8,9 @@
    of epoch 2 and both restarted: the restart trains epochs 2 and 3 only, in the same run folder, with one
    checkpoint and one history row per epoch, and removes the backup at the end.
 
-Each worker is a fresh Python process (the strategy must be made before any other TensorFlow work).
+Each worker is a fresh Python process (the strategy must be made before any other TensorFlow work): minutes on
+2 cores, so both are slow tests. CI runs 3., the callback's backup and restore in one process on a small Keras
+model: a run stopped in the middle of an epoch and started again ends with the weights of a run never stopped.
 """
 
 import json
@@ -157,6 +159,7 @@ def init_weights(tmp_path_factory):
     return str(path)
 
 
+@pytest.mark.slow
 def test_two_workers_take_the_step_of_one_worker_with_both_images(init_weights, tmp_path):
     common = {"INIT": init_weights, "EPOCHS": "1", "STEPS": "1"}
     (tmp_path / "one").mkdir()
@@ -217,3 +220,55 @@ def test_killed_worker_and_restart_resume_where_the_backup_was(init_weights, tmp
 
     assert [r["epoch"] for r in read_history(logs / run / "history.csv")] == [0, 1, 2]
     assert not backup.exists()  # deleted by the chief when training ended
+
+
+def test_backup_and_restore_resumes_exactly_where_the_backup_was(tmp_path):
+    """One process, a small model trained with SGD and momentum: stopped in epoch 2 (an exception where a kill
+    would be) and started again from fresh random weights, fit restores the epoch-1 backup (weights and the
+    optimizer's momentum), trains epochs 2 and 3 only, ends with the weights of a run never stopped, and
+    removes the backup."""
+    import keras
+
+    from mrcnn.training import MultiWorkerBackupAndRestore
+
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
+
+    def fit(seed, epochs_seen, callbacks):
+        keras.utils.set_random_seed(seed)
+        inputs = keras.Input((4,))
+        model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="mse", run_eagerly=True)
+
+        class Epochs(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                epochs_seen.append(epoch)
+
+        model.fit(x, y, batch_size=4, epochs=3, shuffle=False, verbose=0, callbacks=[Epochs(), *callbacks])
+        return model.get_weights()
+
+    reference = fit(0, [], [])
+
+    class Kill(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self._epoch == 1 and batch == 2:
+                raise RuntimeError("killed")
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+    backup = tmp_path / "backup"
+    first, second = [], []
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(0, first, [MultiWorkerBackupAndRestore(str(backup)), Kill()])
+    assert first == [0, 1]
+    assert json.loads((backup / "training_metadata.json").read_text()) == {
+        "epoch": 1,
+        "weights": "epoch-0001.weights.h5",
+    }
+    assert sorted(os.listdir(backup)) == ["epoch-0001.weights.h5", "training_metadata.json"]
+    resumed = fit(7, second, [MultiWorkerBackupAndRestore(str(backup))])  # other initial weights
+    assert second == [1, 2]  # epochs 2 and 3, none lost, none repeated
+    for a, b in zip(resumed, reference):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not backup.exists()

@@ -1,6 +1,8 @@
 """Training faults: a diverging loss stops at once without a non-finite checkpoint; Ctrl-C is never lost.
 
-Each training test trains the tiny model for a few one-to-three-step epochs (tens of seconds on 2 cores).
+CI runs each fault with the callbacks of a training run (:func:`mrcnn.training.run_callbacks`, the list
+``MaskRCNN.train`` uses) on a small Keras model, in seconds; the slow tests run the same faults through
+``MaskRCNN.train`` on the tiny model (a graph build and trace each, about a minute on 2 cores).
 """
 
 import os
@@ -16,7 +18,7 @@ from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.history import read_history
 from mrcnn.model import MaskRCNN
 from mrcnn.testing import tiny_config
-from mrcnn.training import CheckpointCallback, TrainingDivergedError
+from mrcnn.training import CheckpointCallback, InterruptGuard, TrainingDivergedError, run_callbacks
 from mrcnn.weights import load_weights_h5
 
 
@@ -24,6 +26,7 @@ def _checkpoints(folder):
     return sorted(f for f in os.listdir(folder) if f.endswith(".h5"))
 
 
+@pytest.mark.slow
 def test_a_diverging_loss_stops_training_at_that_step_and_keeps_the_last_good_checkpoint(tmp_path):
     """Epoch 1 at a sane rate, then 1e4 (the issue's recipe): training must stop at the first non-finite
     loss, name the epoch, the step and the loss, and leave only finite checkpoints, as many as the epochs
@@ -58,6 +61,7 @@ def test_a_diverging_loss_stops_training_at_that_step_and_keeps_the_last_good_ch
     assert all(np.isfinite(r["loss"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_ctrl_c_lost_inside_a_checkpoint_write_still_stops_training(tmp_path, monkeypatch):
     """Python drops a KeyboardInterrupt raised inside a __del__ method ("Exception ignored in ..."), which
     h5py and TensorFlow run during a write: simulated here by swallowing the first one. Training must still
@@ -86,6 +90,82 @@ def test_ctrl_c_lost_inside_a_checkpoint_write_still_stops_training(tmp_path, mo
     with h5py.File(calls[0]) as f:
         assert int(f.attrs["epoch"]) == 1
     assert [r["epoch"] for r in read_history(os.path.join(model.log_dir, "history.csv"))] == [0]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the guard put Python's back
+
+
+class _SmallRun:
+    """A small Keras regression trained with the callbacks of a training run, in ``folder``: checkpoints
+    ``ckpt_NNNN.h5``, ``history.csv``; ``last`` follows the last complete checkpoint as ``MaskRCNN`` does."""
+
+    def __init__(self, folder):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((4,))
+        self.network = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
+        self.network.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse", run_eagerly=True)
+        self.folder = str(folder)
+        self.last = None
+
+    def fit(self, epochs, extra=()):
+        x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
+        y = 10 * x.sum(axis=1, keepdims=True)
+        interrupts = InterruptGuard()
+
+        def saved(epoch, path):
+            self.last = path
+
+        callbacks = run_callbacks(
+            self.network,
+            interrupts,
+            os.path.join(self.folder, "ckpt_{epoch:04d}.h5"),
+            last_checkpoint=lambda: self.last,
+            on_save=saved,
+            history_path=os.path.join(self.folder, "history.csv"),
+        )
+        with interrupts:
+            self.network.fit(x, y, batch_size=2, epochs=epochs, verbose=0, callbacks=[*callbacks, *extra])
+            interrupts.check()
+
+
+def test_run_callbacks_stop_a_diverging_loss_at_its_step_and_keep_the_last_good_checkpoint(tmp_path):
+    run = _SmallRun(tmp_path)
+    rates = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.01 if epoch == 0 else 1e12)
+    with pytest.raises(TrainingDivergedError) as info:
+        run.fit(4, [rates])
+    error = info.value
+    last = os.path.join(tmp_path, "ckpt_0001.h5")
+    assert error.epoch == 2 and error.step is not None and not np.isfinite(error.loss)
+    assert f"training diverged at epoch 2, step {error.step}: loss is " in str(error)
+    assert "stopped without writing a checkpoint of epoch 2" in str(error)
+    assert f"the last good checkpoint is {last}" in str(error) and error.last_checkpoint == last
+    assert _checkpoints(tmp_path) == ["ckpt_0001.h5"]
+    load_weights_h5(run.network, last)  # finite: it loads
+    rows = read_history(tmp_path / "history.csv")
+    assert [r["epoch"] for r in rows] == [0] and rows[0]["learning_rate"] == pytest.approx(0.01)
+
+
+def test_run_callbacks_stop_after_the_checkpoint_when_a_ctrl_c_was_lost_in_its_write(tmp_path, monkeypatch):
+    """The Ctrl-C is raised inside the first checkpoint write and swallowed there (as Python does in a
+    __del__): training must still stop after that checkpoint, complete and recorded."""
+    real_save = training.save_weights_h5
+    calls = []
+
+    def save_losing_an_interrupt(*args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                pass  # lost, as in a __del__
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(training, "save_weights_h5", save_losing_an_interrupt)
+    run = _SmallRun(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(3)
+    assert len(calls) == 1, "training went on after Ctrl-C"
+    assert run.last == calls[0] and _checkpoints(tmp_path) == ["ckpt_0001.h5"]
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+    assert [r["epoch"] for r in read_history(tmp_path / "history.csv")] == [0]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the guard put Python's back
 
 
