@@ -5,7 +5,7 @@
         --max-per-class "shoe=2" --min-area 50 --kaggle
 
 Writes under --out:
-  overlays/<name>.png     the image with masks, boxes, class names and scores (mrcnn.visualize)
+  overlays/<name>.png     the image with masks, boxes, class names and scores (fashion.overlay)
   label_maps/<name>.png   semantic label map: pixel value = class id (0 background), instances painted in
                           order of increasing confidence so the most confident wins; a palette PNG whose
                           colours are the overlay's class colours
@@ -176,31 +176,15 @@ def shrink_for_overlay(
 def save_overlay(
     path: str, image: np.ndarray, detections: Mapping, class_names: Sequence[str], title: str
 ) -> str:
-    """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG (at most about
-    800 pixels on the longer side), drawn on the image shrunk to OVERLAY_MAX_SIDE (memory and time then do
-    not grow with the photo's size). Returns the path."""
-    import matplotlib.pyplot as plt
-
-    from mrcnn import visualize
+    """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG, its longer side
+    brought within 512..800 pixels, ``title`` above it (:func:`fashion.overlay.draw_overlay`, the drawing of
+    the service's ``/v1/overlay`` too). The photo and its masks are first shrunk to OVERLAY_MAX_SIDE
+    (:func:`shrink_for_overlay`, one mask at a time), so memory and time do not grow with the photo's size.
+    Returns the path."""
+    from fashion.overlay import draw_overlay
 
     image, detections = shrink_for_overlay(image, detections)
-    height, width = image.shape[:2]
-    scale = 8.0 / max(height, width)
-    fig, ax = plt.subplots(1, figsize=(max(width * scale, 2.0), max(height * scale, 2.0)))
-    try:
-        visualize.display_instances(
-            image,
-            detections["rois"],
-            detections["masks"],
-            detections["class_ids"],
-            class_names,
-            detections["scores"],
-            title=title,
-            ax=ax,
-            save_path=path,
-        )
-    finally:
-        plt.close(fig)
+    draw_overlay(image, detections, class_names, title=title).save(path, format="PNG")
     return path
 
 
