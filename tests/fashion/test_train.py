@@ -90,6 +90,70 @@ def test_trains_on_the_sample_then_resumes_with_weights_last(tmp_path, capsys):
     assert "mask_rcnn_fashion_0003.h5" in os.listdir(logs / run)
 
 
+def test_weights_path_starts_a_new_run_at_epoch_0_unless_resume(tmp_path):
+    """--weights PATH: the file's weights, a new run folder, epoch 0 of the schedule (the issue: it took the
+    file's epoch number and the end of the schedule's learning rate); --resume continues PATH's run."""
+    from fashion.config import make_config
+    from mrcnn.model import MaskRCNN
+
+    logs = tmp_path / "logs"
+    model = MaskRCNN("training", make_config("tiny"), str(logs))
+    run = logs / "fashion20240101T0000"
+    run.mkdir(parents=True)
+    model.epoch = 3
+    in_run = str(run / "mask_rcnn_fashion_0003.h5")
+    model.save_weights(in_run)  # records epoch 3
+    elsewhere = str(tmp_path / "copied.h5")
+    shutil.copy(in_run, elsewhere)
+
+    described = train_cli.load_initial_weights(model, in_run, in_run)
+    assert model.epoch == 0 and model.log_dir != str(run) and "a new run from epoch 0" in described
+    described = train_cli.load_initial_weights(model, in_run, in_run, resume=True)
+    assert model.epoch == 3 and model.log_dir == str(run) and "resuming after epoch 3" in described
+    train_cli.load_initial_weights(model, elsewhere, elsewhere, resume=True)  # the epoch the file records
+    assert model.epoch == 3 and model.log_dir != str(run)
+    train_cli.load_initial_weights(model, elsewhere, elsewhere)
+    assert model.epoch == 0
+
+
+def test_ctrl_c_exits_130_naming_the_last_checkpoint_with_a_resume_command_that_parses(
+    tmp_path, monkeypatch, capsys
+):
+    """The message of Ctrl-C at each phase (the real interrupt is bench/faults.py's and the slow
+    test_train_faults.py's): no traceback, exit 130, what was saved, and a command that resumes from it."""
+    import shlex
+    from types import SimpleNamespace
+
+    checkpoint = str(tmp_path / "logs" / "fashion20260101T1200" / "mask_rcnn_fashion_0002.h5")
+    model = SimpleNamespace(epoch=2, last_checkpoint=checkpoint, log_dir=os.path.dirname(checkpoint))
+    argv = ["--dataset", SAMPLE, "--preset", "tiny", "--weights", "none", "--logs", str(tmp_path / "logs")]
+
+    def interrupted_in(phase, model):
+        def train(args, state):
+            state["model"], state["phase"] = model, phase
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(train_cli, "_train", train)
+        assert train_cli.main(argv) == 130
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return err
+
+    err = interrupted_in("training", model)
+    assert f"in epoch 3; the last complete checkpoint is {checkpoint} (epoch 2). Resume with: " in err
+    command = shlex.split(err.split("Resume with: ")[1].strip())
+    assert command[:3] == ["python", "-m", "fashion.train"]
+    resumed = train_cli.build_parser().parse_args(command[3:])
+    assert resumed.weights == checkpoint and resumed.resume and resumed.dataset == SAMPLE
+    assert resumed.preset == "tiny" and resumed.logs == str(tmp_path / "logs")
+
+    err = interrupted_in("training", SimpleNamespace(epoch=0, last_checkpoint=None, log_dir="logs/run"))
+    assert "before the run's first checkpoint" in err and "Start again with: python -m fashion.train" in err
+    err = interrupted_in("evaluation", model)
+    assert "during the final evaluation; training is complete" in err and checkpoint in err
+    assert "interrupted: before training started; nothing was written" in interrupted_in("training", None)
+
+
 def test_weights_imagenet_is_the_resnet_of_the_presets_depth(tmp_path, monkeypatch):
     from mrcnn import download
 
