@@ -22,15 +22,13 @@ from typing import Any
 import numpy as np
 
 from fashion.categories import (
-    DEEPFASHION2_CATEGORIES,
-    IMATERIALIST_CATEGORIES,
     Category,
     UnknownClassError,
     resolve_classes,
     subset_names,
 )
 from fashion.config import PRESETS, FashionConfig, get_preset, inference_config
-from fashion.datasets import FORMATS
+from fashion.datasets import DATASET_FORMATS, FORMATS
 from fashion.postprocess import PostprocessOptions, parse_max_per_class
 from mrcnn.config import ConfigError
 
@@ -43,6 +41,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 __all__ = [
     "CLIError",
+    "Interrupted",
+    "check_output_path",
     "DEFAULT_LOGS",
     "EXIT_USAGE",
     "IMAGE_EXTENSIONS",
@@ -68,21 +68,53 @@ __all__ = [
 
 
 class CLIError(RuntimeError):
-    """A problem the user can fix (the message says how); the tools print it and exit with status 2."""
+    """A problem the user can fix (the message says how); the tools print it and exit with ``exit_code``
+    (EXIT_USAGE, 2, unless a subclass says otherwise)."""
+
+    exit_code = EXIT_USAGE
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what the user needs to know (what was saved, how to go on) as its message."""
 
 
 def run_cli(run, args: argparse.Namespace) -> int:
     """A command's ``main``: ``run(args)``'s exit status; for a user error (:class:`CLIError`, or a
-    ``ConfigError`` from a setting the arguments made) its message on stderr and EXIT_USAGE; for Ctrl-C a
-    line on stderr and EXIT_INTERRUPTED, without a traceback."""
+    ``ConfigError`` from a setting the arguments made) its message on stderr and its exit code (EXIT_USAGE);
+    for Ctrl-C "interrupted" (and an :class:`Interrupted`'s message) on stderr and EXIT_INTERRUPTED, without
+    a traceback."""
     try:
         return run(args)
     except (CLIError, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_USAGE)
+    except KeyboardInterrupt as e:
+        message = str(e)
+        print("\ninterrupted" + (f": {message}" if message else ""), file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+
+
+def check_output_path(option: str, path: str, folder: bool) -> None:
+    """Fails fast (CLIError naming ``option``) when ``path`` cannot be written: a folder (``folder=True``)
+    that is a file, a file that is a folder, a parent that is a file, or a place where nothing can be
+    created. Creates nothing: the nearest existing ancestor is probed with a temporary file."""
+    path = os.path.abspath(path)
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a file, not a folder")
+    if not folder and os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a folder; give a file name")
+    probe = path if folder and os.path.isdir(path) else os.path.dirname(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise CLIError(f"{option} {path}: {probe} is a file, so nothing can be created under it")
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise CLIError(f"{option} {path}: cannot write in {probe} ({e.strerror or e})") from None
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
@@ -229,9 +261,10 @@ def postprocess_options(args: argparse.Namespace, class_names: list[str]) -> Pos
 
 # --------------------------------------------------------------------------------------------- classes
 def category_table(fmt: str) -> tuple[Category, ...]:
-    """The built-in categories of a dataset format: DeepFashion2's 13, else iMaterialist's 46 (which
-    Fashionpedia shares). ``make_config`` counts classes from the same tables."""
-    return DEEPFASHION2_CATEGORIES if fmt == "deepfashion2" else IMATERIALIST_CATEGORIES
+    """The built-in categories of a dataset format (its :class:`fashion.datasets.DatasetFormat`'s table):
+    DeepFashion2's 13, iMaterialist's 46 for the others (Fashionpedia shares them). ``make_config`` counts
+    classes from the same tables."""
+    return tuple(DATASET_FORMATS.get(fmt).categories)
 
 
 def resolve_categories(preset: str, classes: str | None = None, fmt: str | None = None) -> list[Category]:
@@ -285,8 +318,10 @@ class ModelChoice:
 
 def _weights_path(choice: str, logs: str, name: str | None) -> str:
     if choice == "last":
-        from mrcnn.model import find_last_checkpoint
+        from mrcnn.runs import find_last_checkpoint
 
+        if os.path.exists(logs) and not os.path.isdir(logs):
+            raise CLIError(f"--logs {logs}: is a file, not the folder of training runs")
         try:
             return find_last_checkpoint(logs, name or FashionConfig.NAME)
         except FileNotFoundError as e:
@@ -394,10 +429,14 @@ def check_weights_argument(choice: str) -> None:
 
 def load_inference_weights(model: Any, path: str) -> str:
     """Loads the checkpoint at ``path`` by name; returns the path. Raises CLIError with advice when it cannot."""
+    from mrcnn.weights import NonFiniteWeightsError
+
     try:
         model.load_weights(path, by_name=True)
     except OSError as e:
         raise CLIError(f"--weights {path}: not a readable Keras-2 .h5 weights file ({e})") from e
+    except NonFiniteWeightsError as e:
+        raise CLIError(f"--weights: {e}") from e
     except ValueError as e:
         raise CLIError(
             f"--weights {path} does not fit a model with {model.config.NUM_CLASSES - 1} classes and the "
@@ -409,9 +448,9 @@ def load_inference_weights(model: Any, path: str) -> str:
 # --------------------------------------------------------------------------------------------- images
 def read_image(path: str) -> np.ndarray:
     """``[H, W, 3]`` uint8 RGB of an image file at its stored size (no EXIF rotation, as the datasets'
-    annotations assume). Raises OSError (or a PIL error) for a missing or corrupt file."""
-    from PIL import Image
+    annotations assume), through the one conversion every loader uses (:func:`mrcnn.data.dataset.to_rgb_uint8`:
+    16-bit images scaled to 8 bits, gray repeated, alpha dropped). Raises OSError (or a PIL error) for a
+    missing or corrupt file, ValueError for an unusable layout."""
+    from mrcnn.data.dataset import read_image_file, to_rgb_uint8
 
-    with Image.open(path) as im:
-        im.load()
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    return to_rgb_uint8(read_image_file(path))

@@ -55,6 +55,7 @@ from fashion.cli_common import (  # noqa: E402
     add_postprocess_arguments,
     add_verbose_argument,
     build_inference_model,
+    check_output_path,
     inference_overrides,
     postprocess_options,
     precision_choice,
@@ -184,9 +185,8 @@ def evaluate_model(
     bar = tqdm(list(dataset.image_ids), desc="evaluate", unit="image", file=sys.stderr, disable=not progress)
     for image_id in bar:
         image = dataset.load_image(image_id)
-        if image_id in dataset.unreadable:
+        if image_id in dataset.unreadable:  # the dataset warned once, naming the file; counted there
             skipped.append(dataset.image_reference(image_id))
-            bar.write(f"warning: skipped unreadable {dataset.image_reference(image_id)}", file=sys.stderr)
             continue
         gt = ground_truth(dataset, image_id)
         if not warmed:
@@ -287,6 +287,10 @@ def _run_results(args: argparse.Namespace) -> int:
         read_results,
     )
 
+    _check_outputs(args)
+    out = args.out or _default_out(args.results)
+    if not args.out:
+        check_output_path("--out (default: next to the results file)", out, folder=False)
     preset = get_preset(args.preset or DEFAULT_PRESET)
     fmt = args.format or preset.fmt
     classes = args.classes or preset.classes
@@ -345,10 +349,6 @@ def _run_results(args: argparse.Namespace) -> int:
         },
     }
     print(format_table(result))
-    out = args.out or os.path.join(
-        os.path.dirname(os.path.abspath(args.results)),
-        f"evaluation_{os.path.splitext(os.path.basename(args.results))[0]}.json",
-    )
     print(f"Wrote {write_json(result, out)}")
     if args.report:
         print(f"Wrote {write_report(args.report, result, dataset, predictions)}")
@@ -362,8 +362,26 @@ def write_report(directory: str, result: Mapping, dataset: Any, predictions: Map
     return str(write_visual_report(directory, result, dataset, predictions))
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--out and --report can be written, checked before the evaluation (exit 2 naming the option)."""
+    if args.out:
+        check_output_path("--out", args.out, folder=False)
+    if args.report:
+        check_output_path("--report", args.report, folder=True)
+
+
+def _default_out(source: str) -> str:
+    """evaluation_<stem>.json next to the checkpoint or results file ``source``."""
+    stem = os.path.splitext(os.path.basename(source))[0]
+    return os.path.join(os.path.dirname(os.path.abspath(source)), f"evaluation_{stem}.json")
+
+
 def _run(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     choice = resolve_model(args)  # the checkpoint's classes, preset and format; no TensorFlow yet
+    out = args.out or _default_out(choice.weights)
+    if not args.out:
+        check_output_path("--out (default: next to the checkpoint)", out, folder=False)
     fmt, classes = choice.fmt, choice.classes
     precision, why = precision_choice(args)
     config = choice.config(inference_overrides(args, precision))
@@ -425,10 +443,6 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(result))
     if dataset.warnings.total:
         print("Data problems met:\n" + dataset.warnings.summary())
-    out = args.out or os.path.join(
-        os.path.dirname(os.path.abspath(weights)),
-        f"evaluation_{os.path.splitext(os.path.basename(weights))[0]}.json",
-    )
     print(f"Wrote {write_json(result, out)}")
     if args.report:
         print(f"Wrote {write_report(args.report, result, dataset, predictions)}")

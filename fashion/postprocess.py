@@ -186,8 +186,8 @@ def semantic_label_map(detections: Mapping, dtype: np.dtype | type = np.int32) -
     """``[H, W]`` class ids: instances painted in order of increasing confidence (the most confident on top,
     so it wins where masks overlap; of equal scores the first listed); 0 where no instance is. One value per
     class, not per instance. The same map as :func:`fashion.evaluation.metrics.label_map`."""
-    masks = np.asarray(detections["masks"]).astype(bool)
-    return label_map(detections["class_ids"], masks, detections["scores"]).astype(dtype)
+    masks = np.asarray(detections["masks"], dtype=bool)  # no copy of the [H, W, N] masks when already bool
+    return label_map(detections["class_ids"], masks, detections["scores"]).astype(dtype, copy=False)
 
 
 def kaggle_rows(

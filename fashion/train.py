@@ -7,11 +7,18 @@
 The run: index the dataset (class subset, bad rows counted and skipped), hold out --val-split of the images,
 cap/oversample the training images, build the preset's config, print the plan, load weights, train the
 schedule's stages (Keras progress bars; a checkpoint per epoch under <logs>/<name><timestamp>/), then evaluate
-the last checkpoint on the validation images (mAP@50 and mAP@[.5:.95], mrcnn.metrics.compute_ap) and print it.
+the trained weights, in memory, on the validation images with fashion/evaluate.py's code (COCO box and mask AP,
+mAP@50, F1 and the other thesis metrics), print the table and write it to <log folder>/metrics.json.
 
---weights last resumes the newest run of this config NAME in --logs: it continues in the stage and at the
-epoch where that run stopped, in the same log folder, with the schedule given on the command line (pass the
-same --schedule/--epochs as before; a mismatch with the run's saved plan.json is reported).
+--weights last resumes the newest run of this config NAME in --logs that has a complete checkpoint: it
+continues in the stage and at the epoch where that run stopped, in the same log folder, with the schedule
+given on the command line (pass the same --schedule/--epochs as before; a mismatch with the run's saved
+plan.json is reported). --weights PATH starts a new run at epoch 0 from those weights; add --resume to continue
+PATH's run after its epoch instead. Every new run gets a folder of its own.
+
+Faults: a NaN or infinite loss stops training at once, naming the epoch and step, without writing a checkpoint
+of it (exit 1); Ctrl-C stops at once, names the last complete checkpoint and prints the command that resumes
+(exit 130); a run killed at any moment resumes with --weights last without losing or repeating an epoch.
 """
 
 from __future__ import annotations
@@ -20,29 +27,36 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import fashion  # noqa: E402,F401  (imports mrcnn, which must precede imgaug)
 from fashion.augment import AUGMENTATIONS, get_augmentation  # noqa: E402
-from fashion.categories import subset_names  # noqa: E402
-from fashion.cli_common import DEFAULT_LOGS, CLIError, run_cli, start_runtime  # noqa: E402
+from fashion.categories import UnknownClassError, subset_names  # noqa: E402
+from fashion.cli_common import (  # noqa: E402
+    DEFAULT_LOGS,
+    CLIError,
+    Interrupted,
+    check_output_path,
+    run_cli,
+    start_runtime,
+)
 from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
-COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
-COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
-
 
 class TrainError(CLIError):
     """A problem the user can fix (message says how); main() prints it and exits with status 2."""
+
+
+class TrainingFailed(CLIError):
+    """Training stopped on a fault of the run itself (a diverged loss); main() prints it and exits with 1."""
+
+    exit_code = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", default="coco", help="coco | imagenet | last | none | PATH to an .h5 (default coco)"
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --weights PATH: continue PATH's run after its epoch (default: a new run from epoch 0)",
+    )
+    p.add_argument(
         "--schedule", choices=sorted(SCHEDULES), help="multi-stage schedule (default: the preset's)"
     )
     p.add_argument(
@@ -83,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oversample-min", type=int, help="repeat images of classes with fewer images up to this")
     p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
     p.add_argument("--logs", default=DEFAULT_LOGS, help="log/checkpoint folder (default ./logs)")
-    p.add_argument("--weights-dir", default="weights", help="where coco weights live (default ./weights)")
+    p.add_argument(
+        "--weights-dir",
+        default="weights",
+        help="where downloaded weights (coco, imagenet) live (default ./weights)",
+    )
     p.add_argument("--name", help="config NAME (log folder and checkpoint prefix; default 'fashion')")
     p.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the balancing")
@@ -120,6 +143,8 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
             image_dir=args.images,
             limit=args.limit,
         )
+    except UnknownClassError as e:
+        raise TrainError(f"--classes {classes!r}: {e}") from e
     except (ValueError, OSError) as e:
         raise TrainError(f"cannot load the {fmt} dataset at {args.dataset}: {e}") from e
     dataset.check_images()
@@ -141,36 +166,82 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
 
 
 # --------------------------------------------------------------------------------------------- weights
-def resolve_weights(choice: str, weights_dir: str) -> str | None:
-    """The file --weights names, downloading COCO's once; None for none/last/imagenet (resolved later).
+def catalogue_entry(choice: str, backbone: Any) -> Any:
+    """The weights catalogue entry (:mod:`mrcnn.catalogue`) --weights names, None for a path, none or last.
+    ``imagenet`` is the ImageNet ResNet of ``backbone``'s depth (ResNet101 for the 101-layer backbones)."""
+    from mrcnn.catalogue import WEIGHTS, imagenet_weights
+
+    if choice == "imagenet":
+        return imagenet_weights(backbone)
+    return WEIGHTS.get(choice) if choice in WEIGHTS else None
+
+
+def resolve_weights(choice: str, weights_dir: str, backbone: Any = "resnet101") -> str | None:
+    """The file --weights names: a path, or a weights catalogue entry (``coco``, ``imagenet``; see
+    :func:`catalogue_entry`) looked for in ``weights_dir`` and the default cache and downloaded once into
+    ``weights_dir``; None for none/last (resolved later). ``backbone``: the run's Config.BACKBONE.
 
     Runs before the model is built, so a failed download stops the run at once. Raises TrainError with advice.
     """
-    if choice in ("none", "last", "imagenet"):
-        return None
-    if choice == "coco":
-        from mrcnn import utils
+    from mrcnn.catalogue import WEIGHTS
 
-        path = os.path.join(weights_dir, "mask_rcnn_coco.h5")
-        if not os.path.exists(path):
-            try:
-                utils.download_trained_weights(path)
-            except Exception as e:  # no network, proxy, wrong size ...
-                raise TrainError(
-                    f"could not download Matterport's COCO weights to {path}: {type(e).__name__}: {e}\n"
-                    "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
-                    f"(or copy mask_rcnn_coco.h5 into {weights_dir} and --weights coco finds it)."
-                ) from e
-        return path
+    if choice in ("none", "last"):
+        return None
+    entry = catalogue_entry(choice, backbone)
+    if entry is not None:
+        try:
+            return entry.fetch(weights_dir)
+        except Exception as e:  # no network, proxy, wrong size ...
+            raise TrainError(
+                f"could not download {entry.description} to {os.path.join(weights_dir, entry.filename)}: "
+                f"{type(e).__name__}: {e}\n"
+                "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
+                f"(or copy {entry.filename} into {weights_dir} and --weights {choice} finds it)."
+            ) from e
+    if os.path.isdir(choice):
+        raise TrainError(
+            f"--weights {choice!r} is a folder; pass a checkpoint .h5 inside it (or --weights last with --logs)"
+        )
     if not os.path.exists(choice):
-        raise TrainError(f"--weights {choice!r}: no such file (use coco, imagenet, last, none or a path)")
+        known = ", ".join(WEIGHTS)
+        raise TrainError(f"--weights {choice!r}: no such file (use {known}, last, none or a path)")
     return choice
 
 
-def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
-    """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description."""
+def load_initial_weights(model: Any, choice: str, path: str | None, resume: bool = False) -> str:
+    """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description.
+
+    ``last`` continues the newest run with a complete checkpoint (its folder and epoch count). A PATH starts a
+    new run at epoch 0, unless ``resume``: then it continues PATH's run (its folder when PATH lies in a run
+    folder, else a new one) after the epoch PATH records. A checkpoint with non-finite weights is refused.
+    """
+    from mrcnn.weights import NonFiniteWeightsError
+
     if choice == "none":
         return "none (random initialisation)"
+    try:
+        return _load_initial_weights(model, choice, path, resume)
+    except NonFiniteWeightsError as e:
+        raise TrainError(f"--weights {choice}: {e}{_earlier_checkpoint_hint(e.path)}") from e
+
+
+def _earlier_checkpoint_hint(path: str | None) -> str:
+    """Advice naming the checkpoint before ``path`` in its run folder, when there is one."""
+    from mrcnn.runs import run_checkpoints
+
+    if not path:
+        return ""
+    checkpoints = [p for _, p in run_checkpoints(os.path.dirname(path) or ".")]
+    names = [os.path.abspath(p) for p in checkpoints]
+    if os.path.abspath(path) not in names or names.index(os.path.abspath(path)) == 0:
+        return ""
+    earlier = checkpoints[names.index(os.path.abspath(path)) - 1]
+    return f"\nThe run's previous checkpoint is {earlier}: continue from it with --weights {earlier} --resume"
+
+
+def _load_initial_weights(model: Any, choice: str, path: str | None, resume: bool) -> str:
+    from mrcnn.catalogue import HEAD_LAYERS
+
     if choice == "last":
         try:
             path = model.find_last()
@@ -178,67 +249,54 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
             raise TrainError(f"--weights last: {e}. Start a run first (e.g. --weights none).") from e
         model.load_weights(path, by_name=True)
         return f"last checkpoint {path} (resuming after epoch {model.epoch})"
-    if choice == "coco":
-        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
-        return f"COCO {path} (without {', '.join(COCO_HEAD_LAYERS)})"
-    if choice == "imagenet":
-        try:
-            path = model.get_imagenet_weights()
-        except Exception as e:
-            raise TrainError(f"{e}\nUse --weights none or --weights PATH instead.") from e
-        model.load_weights(path, by_name=True)
-        return f"ImageNet ResNet50 {path}"
+    entry = catalogue_entry(choice, model.config.BACKBONE)
+    if entry is not None:
+        exclude = entry.exclude_for(model.config.NUM_CLASSES)
+        model.load_weights(path, by_name=True, exclude=list(exclude))
+        return f"{entry.description} {path}" + (f" (without {', '.join(exclude)})" if exclude else "")
     try:
         model.load_weights(path, by_name=True)
-        return f"{path}"
+        described = f"{path}"
     except OSError as e:
         raise TrainError(f"--weights {path}: not a readable Keras-2 .h5 weights file ({e})") from e
     except ValueError as e:
+        if resume:
+            raise TrainError(f"--weights {path} --resume: the checkpoint does not fit this model: {e}") from e
         # Usually another class count: load everything but the class-specific heads.
         print(f"Note: {e}\n      loading {path} without the class-specific head layers instead")
-        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
-        return f"{path} (without {', '.join(COCO_HEAD_LAYERS)})"
+        model.load_weights(path, by_name=True, exclude=list(HEAD_LAYERS))
+        described = f"{path} (without {', '.join(HEAD_LAYERS)})"
+    if not resume:
+        model.set_log_dir()  # weights only: a new run from epoch 0 of the schedule
+        return described + " (a new run from epoch 0; --resume continues its run instead)"
+    if model.epoch == 0:  # not inside a run folder: the epoch the file records
+        recorded = getattr(model.checkpoint_metadata, "epoch", None)
+        if not recorded:
+            raise TrainError(
+                f"--resume: {path} records no epoch (not a training checkpoint of this package); leave out "
+                "--resume to start a new run from its weights"
+            )
+        model.epoch = int(recorded)
+    return described + f" (resuming after epoch {model.epoch})"
 
 
 # --------------------------------------------------------------------------------------------- evaluation
-def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, verbose: bool = True) -> dict:
-    """mAP@50 and mAP@[.5:.95] of ``model`` (inference mode) over ``dataset``'s images (mask IoU), as
-    Matterport's notebooks compute it: the mean over images of each image's AP from mrcnn.metrics.compute_ap.
-    Also, per class, the mean AP@50 of the images that contain it.
+def evaluate_trained(
+    model: Any, inference_config: Any, dataset: Any, limit: int | None = None, verbose: bool = True
+) -> dict:
+    """fashion/evaluate.py's evaluation (:func:`fashion.evaluate.evaluate_model`: COCO box and mask AP, the
+    thesis metrics, ...) of the training ``model``'s current weights, copied in memory into an inference model
+    of ``inference_config`` (nothing is reloaded from disk), on the first ``limit`` images of ``dataset``.
 
-    Crowd instances (negative ids) are left out of the ground truth. Images whose instances all vanish at
-    the model's image size are skipped.
+    Returns fashion/evaluate.py's JSON structure: ``summary`` (the headline numbers, flat) and the detail.
     """
-    from mrcnn.metrics import compute_ap_per_threshold
-    from mrcnn.model import load_image_gt
+    from fashion.evaluate import evaluate_model, summary
 
-    ids = list(dataset.image_ids)[: limit or None]
-    aps50, aps, per_class = [], [], {}
-    start = time.time()
-    for n, image_id in enumerate(ids, 1):
-        image, _, gt_class_ids, gt_boxes, gt_masks = load_image_gt(dataset, config, image_id)
-        keep = gt_class_ids > 0
-        gt_class_ids, gt_boxes, gt_masks = gt_class_ids[keep], gt_boxes[keep], gt_masks[:, :, keep]
-        if not len(gt_class_ids):
-            continue
-        r = model.detect([image], verbose=0)[0]
-        args = (gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"], r["scores"], r["masks"])
-        per_threshold = compute_ap_per_threshold(*args, iou_thresholds=COCO_IOU_THRESHOLDS)  # 0.5 first
-        ap50 = float(per_threshold[0])
-        aps50.append(ap50)
-        aps.append(float(np.mean(per_threshold)))
-        for c in set(gt_class_ids.tolist()):
-            per_class.setdefault(c, []).append(ap50)
-        if verbose and (n % 10 == 0 or n == len(ids)):
-            print(f"  evaluated {n}/{len(ids)} images ({time.time() - start:.0f} s)", flush=True)
-    return {
-        "images": len(aps50),
-        "mAP50": float(np.mean(aps50)) if aps50 else float("nan"),
-        "mAP50_95": float(np.mean(aps)) if aps else float("nan"),
-        "mAP50_of_images_with_class": {
-            dataset.class_info[c]["name"]: float(np.mean(v)) for c, v in sorted(per_class.items())
-        },
-    }
+    inference_model = model.for_inference(inference_config)
+    if limit:
+        dataset = dataset.subset(list(dataset.image_ids)[:limit])
+    result, skipped = evaluate_model(inference_model, dataset, progress=verbose)
+    return {"summary": summary(result), **result, "skipped_images": skipped}
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -279,13 +337,95 @@ def _check_resumed_plan(path: str, plan: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     if args.progress is None:
         args.progress = args.verbose if args.verbose in (0, 1, 2) else 1
     return run_cli(_run, args)
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument that can be checked before anything slow, checked: exit 2 naming it."""
+    for option, value, least in (
+        ("--steps-per-epoch", args.steps_per_epoch, 1),
+        ("--validation-steps", args.validation_steps, 1),
+        ("--limit", args.limit, 1),
+        ("--workers", args.workers, 1),
+        ("--eval-limit", args.eval_limit, 1),
+        ("--cap", args.cap, 0),
+        ("--oversample-min", args.oversample_min, 0),
+    ):
+        if value is not None and value < least:
+            raise TrainError(f"{option} {value}: must be at least {least}")
+    if not 0.0 <= args.val_split < 1.0:
+        raise TrainError(f"--val-split {args.val_split}: must be at least 0 and below 1")
+    if args.resume and args.weights in ("coco", "imagenet", "none"):
+        raise TrainError(
+            f"--resume needs --weights PATH (a checkpoint of the run to continue) or last, not {args.weights}"
+        )
+    check_output_path("--logs", args.logs, folder=True)
+
+
+def _command(args: argparse.Namespace, weights: str | None = None) -> str:
+    """The command line of this run, with ``--weights weights --resume`` when ``weights`` is given."""
+    import shlex
+
+    argv = list(getattr(args, "argv", []))
+    if weights is not None:
+        kept, skip = [], False
+        for item in argv:
+            if skip:
+                skip = False
+                continue
+            if item == "--weights":
+                skip = True
+                continue
+            if item.startswith("--weights=") or item == "--resume":
+                continue
+            kept.append(item)
+        argv = [*kept, "--weights", weights, "--resume"]
+    program = sys.argv[0] if sys.argv and sys.argv[0].endswith("train.py") else ""
+    if os.path.basename(sys.argv[0] if sys.argv else "").startswith("fashion-train"):
+        prefix = ["fashion-train"]
+    elif program:
+        prefix = ["python", program]
+    else:
+        prefix = ["python", "-m", "fashion.train"]
+    return shlex.join(prefix + argv)
+
+
+def _interrupted(args: argparse.Namespace, model: Any, phase: str) -> Interrupted:
+    """The message of Ctrl-C in ``phase`` ("training" or "evaluation"): what is saved and how to go on."""
+    last = getattr(model, "last_checkpoint", None) if model is not None else None
+    if phase == "evaluation":
+        return Interrupted(
+            f"during the final evaluation; training is complete, last checkpoint {last}. Evaluate it with: "
+            f"python fashion/evaluate.py --weights {last} --dataset {args.dataset}"
+        )
+    if model is None:
+        return Interrupted("before training started; nothing was written")
+    if last is None:
+        return Interrupted(
+            f"in epoch {model.epoch + 1}, before the run's first checkpoint ({model.log_dir} holds none). Start "
+            f"again with: {_command(args)}"
+        )
+    return Interrupted(
+        f"in epoch {model.epoch + 1}; the last complete checkpoint is {last} (epoch {model.epoch}). Resume "
+        f"with: {_command(args, last)}"
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
+    state: dict[str, Any] = {"model": None, "phase": "training"}
+    try:
+        return _train(args, state)
+    except KeyboardInterrupt:
+        raise _interrupted(args, state["model"], state["phase"]) from None
+
+
+def _train(args: argparse.Namespace, state: dict[str, Any]) -> int:
+    _check_arguments(args)
     preset = get_preset(args.preset)
     schedule = get_schedule(args.schedule or preset.schedule)
     if args.epochs:
@@ -296,14 +436,17 @@ def _run(args: argparse.Namespace) -> int:
             raise TrainError(f"--epochs {args.epochs}: {e}") from e
     augmentation_name = args.augment or preset.augmentation
     overrides: dict[str, Any] = {}
-    if args.steps_per_epoch:
+    if args.steps_per_epoch is not None:
         overrides["STEPS_PER_EPOCH"] = args.steps_per_epoch
-    if args.validation_steps:
+    if args.validation_steps is not None:
         overrides["VALIDATION_STEPS"] = args.validation_steps
     if args.name:
         overrides["NAME"] = args.name
-    max_dim = int(make_config(args.preset, **overrides).IMAGE_MAX_DIM)
-    weights_path = resolve_weights(args.weights, args.weights_dir)  # before anything slow
+    preset_config = make_config(args.preset, **overrides)
+    max_dim = int(preset_config.IMAGE_MAX_DIM)
+    weights_path = resolve_weights(
+        args.weights, args.weights_dir, preset_config.BACKBONE
+    )  # before anything slow
 
     dataset, train, val = prepare_data(args, preset, max_dim)
     config = make_config(args.preset, num_classes=dataset.num_classes, **overrides)
@@ -311,10 +454,12 @@ def _run(args: argparse.Namespace) -> int:
     start_runtime(args.verbose is not None, config.MIXED_PRECISION or "float32")
     from mrcnn.data.loader import NoUsableImageError
     from mrcnn.model import MaskRCNN
+    from mrcnn.training import TrainingDivergedError
 
     model = MaskRCNN(mode="training", config=config, model_dir=args.logs)
     model.checkpoint_fields.update(preset=preset.name, dataset_format=args.format or preset.fmt)
-    weights = load_initial_weights(model, args.weights, weights_path)
+    weights = load_initial_weights(model, args.weights, weights_path, resume=args.resume)
+    state["model"] = model
     print(_plan(args, preset, schedule, config, dataset, train, val, augmentation_name, model.epoch))
     print(f"Weights: {weights}")
 
@@ -327,9 +472,10 @@ def _run(args: argparse.Namespace) -> int:
         "classes": args.classes or preset.classes,
         "args": vars(args),
     }
-    os.makedirs(model.log_dir, exist_ok=True)
+    model.claim_log_dir()  # a folder of its own (a new run never shares one), or the resumed run's
+    model.prepare_run_folder()  # a resumed run's history.csv made exact, even when nothing is left to train
     plan_path = os.path.join(model.log_dir, "plan.json")
-    if args.weights == "last":
+    if (args.weights == "last" or args.resume) and os.path.exists(plan_path):
         _check_resumed_plan(plan_path, plan)
     else:
         with open(plan_path, "w", encoding="utf-8") as f:
@@ -356,30 +502,41 @@ def _run(args: argparse.Namespace) -> int:
                 dataset.warnings.summary() if dataset.warnings.total else "no data problems were counted"
             )
             raise TrainError(f"cannot train on {args.dataset}: {e}\nData problems met:\n{summary}") from e
+        except TrainingDivergedError as e:
+            advice = ""
+            if e.last_checkpoint:
+                advice = f"\nContinue from the last good checkpoint with: {_command(args, e.last_checkpoint)}"
+            raise TrainingFailed(f"{e}{advice}") from e
+    state["phase"] = "evaluation"
     if dataset.warnings.total:  # train and val share the full dataset's counter
         print("Data problems met:\n" + dataset.warnings.summary())
 
-    checkpoint = model.checkpoint_path.format(epoch=model.epoch)
-    if not os.path.exists(checkpoint):
-        checkpoint = model.find_last()
+    checkpoint = model.last_checkpoint or model.find_last()
     if not val.num_images:
         print(f"No validation images (--val-split {args.val_split}): skipping evaluation. Last: {checkpoint}")
         return 0
-    print(f"\nEvaluating {checkpoint} on {len(val.image_info)} validation images ...")
-    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
-    inference_model = MaskRCNN(mode="inference", config=inference_config, model_dir=args.logs)
-    inference_model.load_weights(checkpoint, by_name=True)
-    metrics = evaluate(inference_model, inference_config, val, limit=args.eval_limit)
-    metrics["checkpoint"] = checkpoint
-    with open(os.path.join(model.log_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=1)
     print(
-        f"Validation ({metrics['images']} images): mAP@50 = {metrics['mAP50']:.3f}, "
-        f"mAP@[.5:.95] = {metrics['mAP50_95']:.3f}"
+        f"\nEvaluating the trained weights (epoch {model.epoch}) on {len(val.image_info)} validation images ..."
     )
-    for name, ap in metrics["mAP50_of_images_with_class"].items():
-        print(f"  mAP@50 of the images with {name:<30} {ap:.3f}")
+    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
+    metrics = evaluate_trained(
+        model, inference_config, val, limit=args.eval_limit, verbose=bool(args.progress)
+    )
+    metrics["checkpoint"] = checkpoint
+    from fashion.evaluation import format_table, write_json
+
+    print(format_table(metrics))
+    path = write_json(metrics, os.path.join(model.log_dir, "metrics.json"))
+    headline = metrics["summary"]
+    print(
+        f"Validation ({metrics['num_images']} images): mask AP = {_number(headline['mask_AP'])}, "
+        f"mAP@50 = {_number(headline['mAP50'])}; all metrics in {path}"
+    )
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

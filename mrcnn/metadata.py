@@ -17,6 +17,9 @@ attribute                    value
 ``attribute_names``          attribute names by attribute index (models with an attribute head)
 ``preset``, ``dataset_format`` the recipe and data format of the run, when it had them (the fashion tools do)
 ``epoch``                    the training epoch the weights are from (1-based), when written by training
+``epoch_logs``               that epoch's row of the run's ``history.csv`` (losses, validation losses,
+                             learning rate), as JSON, when written by training: a row lost to a kill
+                             between the checkpoint and the CSV is recovered from it
 ``package_version``          this package's version
 ``config``                   every Config setting, as JSON (``Config.to_dict``)
 ============================ ================================================================================
@@ -41,6 +44,7 @@ __all__ = ["METADATA_VERSION", "CheckpointMetadata", "read_metadata", "write_met
 METADATA_VERSION = 1
 _MARK = "mrcnn_metadata_version"
 _NAME_LISTS = ("class_names", "attribute_names")
+_JSON_FIELDS = ("config", "epoch_logs")
 
 
 @dataclasses.dataclass
@@ -66,6 +70,7 @@ class CheckpointMetadata:
     dataset_format: str | None = None
     epoch: int | None = None
     config: dict[str, Any] | None = None
+    epoch_logs: dict[str, Any] | None = None
 
     @classmethod
     def from_config(
@@ -77,7 +82,7 @@ class CheckpointMetadata:
     ) -> CheckpointMetadata:
         """Metadata of a model built from ``config``; class names are left out unless there is one per class.
 
-        ``fields``: any other field (preset, dataset_format, attribute_names, epoch).
+        ``fields``: any other field (preset, dataset_format, attribute_names, epoch, epoch_logs).
         """
         from mrcnn import __version__
 
@@ -116,8 +121,8 @@ def write_metadata(root: h5py.Group, metadata: CheckpointMetadata) -> None:
             continue
         if field.name in _NAME_LISTS:
             write_name_list(root, field.name, list(value))
-        elif field.name == "config":
-            root.attrs["config"] = json.dumps(value, sort_keys=True)
+        elif field.name in _JSON_FIELDS:
+            root.attrs[field.name] = json.dumps(value, sort_keys=True)
         elif field.name == "class_source_ids":
             root.attrs[field.name] = np.asarray(value, dtype=np.int64)
         elif isinstance(value, str):
@@ -152,7 +157,7 @@ def read_metadata(path: str | os.PathLike) -> CheckpointMetadata | None:
                 values[name] = read_name_list(f, name)
             elif name not in attrs:
                 values[name] = None
-            elif name == "config":
+            elif name in _JSON_FIELDS:
                 values[name] = json.loads(_plain(attrs[name]))
             elif name == "class_source_ids":
                 values[name] = [int(v) for v in np.asarray(attrs[name]).ravel()]

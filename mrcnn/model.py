@@ -9,6 +9,8 @@ Matterport's signature and meaning (see ``_MATTERPORT_NAMES`` and :mod:`mrcnn.ma
 
 from __future__ import annotations
 
+import collections
+import copy
 import datetime
 import importlib
 import os
@@ -19,19 +21,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.catalogue import IMAGENET_RESNET50, WeightsFile
 from mrcnn.config import Config
+from mrcnn.data.dataset import check_image_for_detection
 from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
 from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
 from mrcnn.data.loader import DataLoader, data_generator  # noqa: F401
+from mrcnn.history import HISTORY_FILE, recover_history
 from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
 from mrcnn.log import log  # noqa: F401
 from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
 from mrcnn.pipeline import ImageMeta, MoldedBatch, mold_images
 from mrcnn.pipeline import unmold_detections as unmold_one_image
+from mrcnn.runs import _CHECKPOINT_RE, _listdir, find_last_checkpoint, run_checkpoints, run_folders  # noqa: F401  (public here too)
 from mrcnn.training import (
     LAYER_REGEX,  # noqa: F401
-    CheckpointCallback,
+    InterruptGuard,
     TrainingLoader,
     TrainingModel,
     global_batch_size,
@@ -39,20 +45,22 @@ from mrcnn.training import (
     layer_regex,
     make_optimizer,
     make_strategy,
+    run_callbacks,
     set_trainable,
 )
-from mrcnn.weights import load_weights_h5, save_weights_h5
+from mrcnn.weights import copy_weights, load_weights_h5, save_weights_h5
 
-# ResNet50 ImageNet weights in Matterport's layer names (the keras-applications release Matterport used).
-IMAGENET_RESNET50_URL = (
-    "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-)
-IMAGENET_RESNET50_MD5 = "a268eb855778b3df3c7506639542a6af"
+# The ImageNet ResNet50 entry of the weights catalogue (mrcnn.catalogue), under its former names.
+IMAGENET_RESNET50_URL = IMAGENET_RESNET50.url
+IMAGENET_RESNET50_MD5 = IMAGENET_RESNET50.md5
 
-_CHECKPOINT_RE = re.compile(
-    r".*[/\\][\w-]+(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})[/\\]mask\_rcnn\_[\w-]+(\d{4})\.h5$"
-)
+
+def _input_tensors(tensor) -> list:
+    """The tensors the layer call that made ``tensor`` took (none for a model input or a plain tensor)."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return []
+    return list(history.operation._inbound_nodes[history.node_index].input_tensors)
 
 
 class MaskRCNN:
@@ -84,6 +92,8 @@ class MaskRCNN:
         self.checkpoint_fields: dict = {}
         # The metadata of the last file loaded (None for files without it, e.g. Matterport's).
         self.checkpoint_metadata: CheckpointMetadata | None = None
+        # The last complete checkpoint of the run in log_dir: the one resumed from, then each one written.
+        self.last_checkpoint: str | None = None
         self._anchor_cache: dict[tuple, np.ndarray] = {}
         self._predict_fn = None
         self.set_log_dir()
@@ -110,11 +120,35 @@ class MaskRCNN:
         return self._anchor_cache[key]
 
     def ancestor(self, tensor, name, checked=None):
-        """Not needed in Keras 3 graphs; kept for API parity. Always returns None."""
+        """The nearest tensor upstream of ``tensor`` (a symbolic tensor of this model's graph, e.g.
+        ``model.keras_model.get_layer("mrcnn_detection").output``) made by a layer whose name fully matches
+        the regular expression ``name``; None when there is none.
+
+        Keras 3 numbers its tensors (``keras_tensor_12``), so where Matterport matched TensorFlow tensor names
+        this matches the producing layer's name (``"ROI"``, ``"rpn_class.*"``). ``checked``: tensors not to
+        search (Matterport's internal list); normally left out.
+        """
+        pattern = re.compile(name) if isinstance(name, str) else name
+        seen = {id(t) for t in checked or ()}
+        frontier = collections.deque(_input_tensors(tensor))
+        while frontier:  # breadth first: the nearest match wins
+            current = frontier.popleft()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            history = getattr(current, "_keras_history", None)
+            if history is None:
+                continue
+            if pattern.fullmatch(history.operation.name):
+                return current
+            frontier.extend(_input_tensors(current))
         return None
 
     def find_trainable_layer(self, layer):
-        """Return ``layer`` itself (Keras 3 has no TimeDistributed wrappers in this graph)."""
+        """The layer holding ``layer``'s weights: the wrapped layer of a ``TimeDistributed`` (or any other
+        ``keras.layers.Wrapper``), unwrapped as deep as it goes; ``layer`` itself otherwise."""
+        while isinstance(layer, keras.layers.Wrapper):
+            layer = layer.layer
         return layer
 
     def get_trainable_layers(self) -> list:
@@ -132,18 +166,36 @@ class MaskRCNN:
         return found
 
     def set_trainable(self, layer_regex_or_group: str, keras_model=None, indent=0, verbose=1) -> list[str]:
-        """Freeze every weighted layer except those matching a group name or regex. Returns the trainable names."""
-        return set_trainable(keras_model or self.keras_model, layer_regex_or_group, verbose=verbose)
+        """Freeze every weighted layer except those matching a group name or regex. Returns the trainable names.
+
+        verbose > 0 prints each layer's state, ``indent`` spaces in (nested models 4 more).
+        """
+        return set_trainable(
+            keras_model or self.keras_model, layer_regex_or_group, verbose=verbose, indent=indent
+        )
 
     # -- weights and log folders ---------------------------------------------------------------------------
 
-    def load_weights(self, filepath: str, by_name: bool = False, exclude: Sequence[str] | None = None):
+    def load_weights(
+        self, filepath: str | WeightsFile, by_name: bool = False, exclude: Sequence[str] | None = None
+    ):
         """Load a Keras-2 layout ``.h5`` (Matterport's files or ours).
+
+        ``filepath`` may also be an entry of the weights catalogue (``mrcnn.catalogue.get_weights("coco")``):
+        it is fetched (cached, downloaded once) and, unless ``exclude`` is given, the class-specific heads
+        are left out when this model's NUM_CLASSES differs from the file's.
 
         ``by_name`` matches layers by name (the nested RPN included) and skips layers absent from the file;
         ``exclude`` lists layer names never loaded. A shape mismatch in a loaded layer raises an error naming
-        the layer and both shapes, and leaves the model untouched. Returns the load report.
+        the layer and both shapes, and leaves the model untouched. A file holding NaN or infinite weights is
+        refused (``mrcnn.weights.NonFiniteWeightsError`` naming it). A checkpoint inside a run folder
+        (``<name><timestamp>/mask_rcnn_<name>_<epoch>.h5``) continues that run: its folder and epoch count
+        (see :meth:`set_log_dir`). Returns the load report.
         """
+        if isinstance(filepath, WeightsFile):
+            if exclude is None:
+                exclude = filepath.exclude_for(self.config.NUM_CLASSES)
+            filepath = filepath.fetch()
         report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
         self.checkpoint_metadata = metadata = read_metadata(filepath)
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
@@ -157,19 +209,38 @@ class MaskRCNN:
         self.set_log_dir(filepath)
         return report
 
-    def metadata(self, epoch: int | None = None) -> CheckpointMetadata:
+    def metadata(self, epoch: int | None = None, epoch_logs: dict | None = None) -> CheckpointMetadata:
         """What a checkpoint of this model says about itself (see :mod:`mrcnn.metadata`)."""
         return CheckpointMetadata.from_config(
             self.config,
             class_names=self.class_names,
             class_source_ids=self.class_source_ids,
             epoch=epoch,
+            epoch_logs=epoch_logs,
             **self.checkpoint_fields,
         )
 
     def save_weights(self, filepath: str) -> None:
         """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically), with the checkpoint metadata."""
         save_weights_h5(self.keras_model, filepath, metadata=self.metadata(epoch=self.epoch or None))
+
+    def for_inference(self, config: Config | None = None, model_dir: str | None = None) -> MaskRCNN:
+        """An inference model with this model's current weights, copied in memory (no file written or read),
+        and its class names and checkpoint fields. ``config``: the inference config (default: this model's
+        settings with one image per batch); its layers with weights must match this model's.
+        """
+        if config is None:
+            config = copy.copy(self.config)
+            config.__dict__["_origins"] = dict(self.config.__dict__.get("_origins", {}))
+            config._set_settings({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1}, "for_inference")
+            config.__init__()  # derived values and checks again
+        model = type(self)("inference", config, model_dir or self.model_dir)
+        copy_weights(self.keras_model, model.keras_model)
+        model.class_names = None if self.class_names is None else list(self.class_names)
+        model.class_source_ids = self.class_source_ids
+        model.checkpoint_fields = dict(self.checkpoint_fields)
+        model.epoch = self.epoch
+        return model
 
     @classmethod
     def from_checkpoint(
@@ -198,39 +269,76 @@ class MaskRCNN:
         return model
 
     def get_imagenet_weights(self) -> str:
-        """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
-        try:
-            return keras.utils.get_file(
-                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                IMAGENET_RESNET50_URL,
-                cache_subdir="models",
-                file_hash=IMAGENET_RESNET50_MD5,
-            )
-        except Exception as error:  # network errors come in several types
-            raise ConnectionError(
-                f"could not download the ImageNet ResNet50 weights from {IMAGENET_RESNET50_URL} ({error}). "
-                "Download the file by hand and pass its path to load_weights(), or train from scratch."
-            ) from error
+        """Path of the ResNet50 ImageNet weights in Matterport's layer names, downloaded once (checked against
+        the catalogue's MD5) into Keras' cache, ``~/.keras/models`` (see :mod:`mrcnn.catalogue`).
+
+        Raises :class:`mrcnn.download.WeightsConnectionError` (a ConnectionError) offline; its message says
+        where to put a copy made elsewhere.
+        """
+        return IMAGENET_RESNET50.fetch(verbose=0)
 
     def find_last(self) -> str:
         """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""
         return find_last_checkpoint(self.model_dir, self.config.NAME)
 
     def set_log_dir(self, model_path: str | None = None) -> None:
-        """Choose the log folder and checkpoint pattern; continue a run's folder and epoch from its checkpoint."""
+        """Choose the log folder and checkpoint pattern; continue a run's folder and epoch from its checkpoint.
+
+        With ``model_path`` a checkpoint in a run folder (Matterport's ``<name><YYYYMMDDTHHMM>`` or ours with a
+        ``-k`` suffix), training continues in that folder after the file's epoch. Otherwise a new folder name
+        ``<model_dir>/<name><YYYYMMDDTHHMM>`` is chosen and epochs count from 0; the folder is created by
+        :meth:`claim_log_dir` when training starts, with ``-2``, ``-3``, ... appended when a run of the same
+        minute has it already, so two runs never share a folder.
+        """
         self.epoch = 0
-        now = datetime.datetime.now()
+        self.last_checkpoint = None
+        self._log_dir_claimed = False
+        name = (self.config.NAME or "mrcnn").lower()
+        match = None
         if model_path:
             match = _CHECKPOINT_RE.match(os.path.abspath(model_path).replace("\\", "/"))
-            if match:
-                now = datetime.datetime(*(int(match.group(i)) for i in range(1, 6)))
-                # The file's epoch is 1-based; training continues with the next one.
-                self.epoch = int(match.group(6))
-        name = (self.config.NAME or "mrcnn").lower()
-        self.log_dir = os.path.join(self.model_dir, f"{name}{now:%Y%m%dT%H%M}")
+        if match:
+            # The file's epoch is 1-based; training continues with the next one.
+            self.epoch = int(match.group(6))
+            self.log_dir = os.path.dirname(model_path)
+            self.last_checkpoint = model_path
+            self._log_dir_claimed = True  # the run's own folder: continued, not claimed anew
+        else:
+            now = datetime.datetime.now()
+            self.log_dir = os.path.join(self.model_dir, f"{name}{now:%Y%m%dT%H%M}")
+        self._set_checkpoint_path(name)
+
+    def _set_checkpoint_path(self, name: str) -> None:
         self.checkpoint_path = os.path.join(self.log_dir, f"mask_rcnn_{name}_*epoch*.h5").replace(
             "*epoch*", "{epoch:04d}"
         )
+
+    def claim_log_dir(self) -> str:
+        """Create this run's log folder (once) and return it.
+
+        A new run takes ``log_dir`` with ``os.mkdir``, which fails when the folder exists: then ``-2``, ``-3``,
+        ... is appended until a name is free, so a run never writes into another run's folder (one started
+        in the same minute, or one killed earlier). A continued run (``load_weights`` of one of its
+        checkpoints) keeps its folder.
+        """
+        if self._log_dir_claimed:
+            os.makedirs(self.log_dir, exist_ok=True)
+            return self.log_dir
+        os.makedirs(self.model_dir, exist_ok=True)
+        base = self.log_dir
+        for k in range(1, 10000):
+            candidate = base if k == 1 else f"{base}-{k}"
+            try:
+                os.mkdir(candidate)
+            except FileExistsError:
+                continue
+            self.log_dir = candidate
+            break
+        else:
+            raise FileExistsError(f"no free run folder name {base}-k in {self.model_dir}")
+        self._log_dir_claimed = True
+        self._set_checkpoint_path((self.config.NAME or "mrcnn").lower())
+        return self.log_dir
 
     # -- training ------------------------------------------------------------------------------------------
 
@@ -259,6 +367,13 @@ class MaskRCNN:
             no_augmentation_sources: dataset sources whose images are never augmented.
         Each step takes IMAGES_PER_GPU images per replica of ``self.strategy`` (BATCH_SIZE without one). With
         a multi-worker strategy every worker runs this same call; Keras shards the batches between them.
+
+        After each epoch the chief writes the checkpoint, then the epoch's row of ``history.csv`` (losses and
+        learning rate); ``self.epoch`` and ``self.last_checkpoint`` follow. A NaN or infinite loss stops
+        training at that step (:class:`mrcnn.training.TrainingDivergedError`, naming the epoch, the step and
+        the last good checkpoint) and non-finite weights are never written. Ctrl-C raises KeyboardInterrupt
+        at once (a half-written checkpoint is removed), with ``self.epoch`` / ``self.last_checkpoint`` at the
+        last complete checkpoint.
         Returns the Keras ``History``.
         """
         if self.mode != "training":
@@ -290,8 +405,9 @@ class MaskRCNN:
         # With several workers only the chief writes checkpoints and logs (they all hold the same weights).
         chief = is_chief(self.strategy)
         if chief:
-            os.makedirs(self.log_dir, exist_ok=True)
+            self.claim_log_dir()
             config.to_json(os.path.join(self.log_dir, "config.json"))
+            self.prepare_run_folder(verbose)
         if verbose:
             print(f"\nStarting at epoch {self.epoch}. LR={learning_rate}\n")
             print(f"Checkpoint Path: {self.checkpoint_path}")
@@ -300,34 +416,72 @@ class MaskRCNN:
         with self.strategy.scope():
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
+            trainer.optimizer.build(trainer.trainable_variables)  # its slots, in the strategy's scope
         # The training data names the classes the checkpoints will record (when it fits the model).
         if len(getattr(train_dataset, "class_info", ())) == config.NUM_CLASSES:
             self.class_names = [str(c["name"]) for c in train_dataset.class_info]
             self.class_source_ids = [
                 int(c["id"]) if isinstance(c["id"], int | np.integer) else 0 for c in train_dataset.class_info
             ]
-        callbacks = [
-            CheckpointCallback(
-                self.keras_model, self.checkpoint_path, metadata=lambda epoch: self.metadata(epoch)
-            ),
-            keras.callbacks.CSVLogger(os.path.join(self.log_dir, "history.csv"), append=True),
-            keras.callbacks.TensorBoard(log_dir=self.log_dir, histogram_freq=0, write_graph=False),
-        ]
-        if not chief:
-            callbacks = []
-        callbacks += list(custom_callbacks or [])
-        history = trainer.fit(
-            train_loader,
-            initial_epoch=self.epoch,
-            epochs=epochs,
-            steps_per_epoch=config.STEPS_PER_EPOCH,
-            validation_data=val_loader,
-            validation_steps=config.VALIDATION_STEPS if val_loader is not None else None,
-            callbacks=callbacks,
-            verbose=verbose,
+
+        def saved(epoch: int, path: str) -> None:
+            self.epoch, self.last_checkpoint = epoch, path
+
+        interrupts = InterruptGuard()
+        # Every worker stops on a non-finite loss (they all see it): one that went on would wait for the others.
+        # With several workers only the chief writes checkpoints, history and TensorBoard logs.
+        callbacks = run_callbacks(
+            self.keras_model,
+            interrupts,
+            self.checkpoint_path if chief else None,
+            last_checkpoint=lambda: self.last_checkpoint,
+            on_save=saved,
+            metadata=lambda epoch, row: self.metadata(epoch, epoch_logs=row),
+            history_path=os.path.join(self.log_dir, HISTORY_FILE),
+            log_dir=self.log_dir,
         )
+        callbacks += list(custom_callbacks or [])
+        with interrupts:
+            history = trainer.fit(
+                train_loader,
+                initial_epoch=self.epoch,
+                epochs=epochs,
+                steps_per_epoch=config.STEPS_PER_EPOCH,
+                validation_data=val_loader,
+                validation_steps=config.VALIDATION_STEPS if val_loader is not None else None,
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+            interrupts.check()
         self.epoch = max(self.epoch, epochs)
         return history
+
+    def prepare_run_folder(self, verbose: int = 1) -> None:
+        """Before training in ``log_dir`` (``train`` calls it; call it when resuming a run without training):
+        remove checkpoint files a killed run left half-written (``.tmp``), and when continuing a run make its
+        history.csv hold exactly the rows of epochs 1 .. self.epoch, recovering a row lost to a kill from its
+        checkpoint (see :mod:`mrcnn.history`)."""
+        for entry in _listdir(self.log_dir):
+            if entry.endswith(".tmp") and entry.startswith(("mask_rcnn_", HISTORY_FILE)):
+                try:
+                    os.remove(os.path.join(self.log_dir, entry))
+                except OSError:
+                    pass
+        history_path = os.path.join(self.log_dir, HISTORY_FILE)
+        if not self.epoch and not os.path.exists(history_path):
+            return
+
+        def row_of_checkpoint(epoch: int):
+            path = self.checkpoint_path.format(epoch=epoch + 1)
+            try:
+                metadata = read_metadata(path)
+            except OSError:
+                return None
+            return metadata.epoch_logs if metadata is not None else None
+
+        for note in recover_history(history_path, self.epoch, row_of_checkpoint):
+            if verbose:
+                print(f"{history_path}: {note}")
 
     # -- inference -----------------------------------------------------------------------------------------
 
@@ -371,12 +525,15 @@ class MaskRCNN:
     def detect(self, images: Sequence[np.ndarray], verbose: int = 0) -> list[dict]:
         """Detect instances in images (any number; run in batches of BATCH_SIZE).
 
+        images: [H, W, 3] uint8 RGB each; other layouts and types are converted with a warning or refused
+        with an error naming the image's index (see :func:`mrcnn.data.dataset.check_image_for_detection`).
         Returns one dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N], scores [N],
         masks [H, W, N] bool, all in the image's original coordinates.
         """
         if self.mode != "inference":
             raise RuntimeError("create the model in inference mode to detect")
-        images = list(images)
+        # Each image as [H, W, 3] uint8, converted with a warning or refused naming its index.
+        images = [check_image_for_detection(image, i) for i, image in enumerate(images)]
         if not images:
             return []
         results = []
@@ -455,27 +612,6 @@ class MaskRCNN:
         return {name: np.asarray(v) for (name, _), v in zip(outputs, values)}
 
 
-def find_last_checkpoint(model_dir: str, name: str | None) -> str:
-    """Path of the last checkpoint (``mask_rcnn_*.h5``) of the newest training run of config NAME ``name`` in
-    ``model_dir``. Raises FileNotFoundError saying what is missing."""
-    name = (name or "mrcnn").lower()
-    runs = sorted(d for d in _listdir(model_dir) if d.startswith(name))
-    if not runs:
-        raise FileNotFoundError(f"no training run of {name!r} in {model_dir!r}: nothing to resume from")
-    run_dir = os.path.join(model_dir, runs[-1])
-    checkpoints = sorted(f for f in _listdir(run_dir) if f.startswith("mask_rcnn") and f.endswith(".h5"))
-    if not checkpoints:
-        raise FileNotFoundError(f"no checkpoint (mask_rcnn_*.h5) in {run_dir!r}")
-    return os.path.join(run_dir, checkpoints[-1])
-
-
-def _listdir(path: str) -> list[str]:
-    try:
-        return os.listdir(path)
-    except FileNotFoundError:
-        return []
-
-
 # The rest of Matterport's public names of mrcnn/model.py -> "module:attribute" where each lives now. They are
 # imported on first access (PEP 562), so importing this module loads nothing more for them.
 # mrcnn.matterport_compat holds adapters for those whose signature or meaning differs from ours.
@@ -533,6 +669,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "MaskRCNN",
     "find_last_checkpoint",
+    "run_checkpoints",
+    "run_folders",
     "layer_regex",
     "load_image_gt",
     "build_rpn_targets",

@@ -929,7 +929,8 @@ def _find_history_csv(log_dir_or_csv: str | os.PathLike) -> str:
 
 
 def _read_history(path: str) -> dict[str, np.ndarray]:
-    """Columns of a CSVLogger file as float arrays, sorted by epoch; a repeated epoch keeps its last row."""
+    """Columns of a history CSV (``mrcnn.history``, or Keras' ``CSVLogger``) as float arrays, sorted by epoch; a
+    repeated epoch keeps its last row."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     by_epoch: dict[int, dict[str, str]] = {}
@@ -959,7 +960,7 @@ def plot_training_curves(
     """Training (solid) and validation (dashed) curves of the total loss and its five terms, per epoch.
 
     Args:
-        log_dir_or_csv: a run's log directory holding ``history.csv`` (Keras ``CSVLogger``), the CSV file
+        log_dir_or_csv: a run's log directory holding ``history.csv`` (:mod:`mrcnn.history`), the CSV file
             itself, or a parent directory (the newest ``history.csv`` under it is used).
         ax: draw every curve into this one axis (one colour per loss term); by default a 2 x 3 grid with
             one panel per term is created.

@@ -44,6 +44,42 @@ class WeightsFileError(OSError):
     """The weights file cannot be read or is not in the Keras-2 HDF5 layout."""
 
 
+class NonFiniteWeightsError(ValueError):
+    """Weights hold NaN or infinite values: a file refused by ``load_weights_h5`` (``path`` set), or a model
+    whose checkpoint ``save_weights_h5(check_finite=True)`` refused to write (``path`` the file not written).
+
+    ``bad``: [(layer, weight, number of non-finite values, size)], every offending weight.
+    """
+
+    def __init__(self, message: str, path: str | None = None, bad: list | None = None):
+        super().__init__(message)
+        self.path = path
+        self.bad = bad or []
+
+
+def non_finite_weights(named_values) -> list[tuple[str, str, int, int]]:
+    """[(layer, weight, non-finite count, size)] of the floating-point arrays among ``named_values``, an
+    iterable of (layer, weight, array)."""
+    bad = []
+    for layer, weight, value in named_values:
+        value = np.asarray(value)
+        if value.dtype.kind != "f":
+            continue
+        finite = np.isfinite(value)
+        if not finite.all():
+            bad.append((layer, weight, int(value.size - np.count_nonzero(finite)), int(value.size)))
+    return bad
+
+
+def describe_non_finite(bad: list[tuple[str, str, int, int]], limit: int = 3) -> str:
+    """'layer 'conv1' weight conv1/kernel:0 (12 of 864 values), ...' for the first ``limit`` entries."""
+    parts = [
+        f"layer {layer!r} weight {weight} ({n} of {size} values)" for layer, weight, n, size in bad[:limit]
+    ]
+    more = f" and {len(bad) - limit} more weights" if len(bad) > limit else ""
+    return ", ".join(parts) + more
+
+
 @dataclasses.dataclass
 class LoadReport:
     """Outcome of ``load_weights_h5``: top-level layer (group) names in each category."""
@@ -99,6 +135,36 @@ def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str,
     return groups
 
 
+def copy_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy the weights of ``target``'s layers from ``source``'s layers of the same names, in memory (e.g. a
+    training model's into an inference model of the same config: the layers with weights are the same).
+
+    Layers are matched as the ``.h5`` files match them (:func:`weighted_layer_groups`: top-level layers,
+    the nested RPN as one group). Returns the names of the layers copied. Raises WeightsMismatchError, with
+    ``target`` untouched, when ``source`` lacks one of ``target``'s layers or a weight's shape differs.
+    """
+    available = dict(weighted_layer_groups(source))
+    pairs = []
+    for name, weights in weighted_layer_groups(target):
+        if name not in available:
+            raise WeightsMismatchError(
+                f"layer {name!r} has weights in the target model but not in the source"
+            )
+        theirs = dict(available[name])
+        for weight_name, variable in weights:
+            other = theirs.get(weight_name)
+            if other is None or tuple(other.shape) != tuple(variable.shape):
+                found = "missing" if other is None else tuple(other.shape)
+                raise WeightsMismatchError(
+                    f"layer {name!r}: weight {weight_name} is {tuple(variable.shape)} in the target model, "
+                    f"{found} in the source"
+                )
+            pairs.append((variable, other))
+    for variable, other in pairs:
+        variable.assign(np.asarray(other.numpy(), dtype=variable.dtype))
+    return [name for name, _ in weighted_layer_groups(target)]
+
+
 # --- HDF5 attribute helpers ---------------------------------------------------------------------------
 
 
@@ -149,22 +215,45 @@ def _file_value(value: np.ndarray) -> np.ndarray:
     return value
 
 
-def save_weights_h5(model: keras.Model, path: str | os.PathLike, metadata=None) -> None:
+def save_weights_h5(
+    model: keras.Model, path: str | os.PathLike, metadata=None, check_finite: bool = False
+) -> None:
     """Write ``model``'s weights to ``path`` in the Keras-2 HDF5 layout (as Matterport's files).
 
     Every top-level layer gets a group (empty ``weight_names`` for layers without weights); floating weights
-    are written as float32 whatever the model's precision, so a file loads into a model of any precision.
-    ``metadata``: a :class:`mrcnn.metadata.CheckpointMetadata` written as root attributes. The file is written
-    to ``path + '.tmp'`` and renamed over ``path``, so an error never leaves a partial file.
+    are written as float32 whatever the model's precision (bfloat16 variables included), so a file loads into a
+    model of any precision.
+    ``metadata``: a :class:`mrcnn.metadata.CheckpointMetadata` written as root attributes.
+    ``check_finite``: refuse (``NonFiniteWeightsError``, nothing written) when a weight holds NaN or inf.
+
+    The file is written to ``path + '.tmp'``, flushed to disk and renamed over ``path``: a reader (or a run
+    killed at any moment) sees the old file or the whole new one, never a partial one. On any exception,
+    KeyboardInterrupt included, the temporary file is removed and the exception goes on.
     """
     import keras
 
     path = os.fspath(path)
     tmp_path = path + ".tmp"
     groups = dict(weighted_layer_groups(model))
+    layer_names = [layer.name for layer in model.layers]
+    values = {
+        layer_name: [
+            (name, _file_value(keras.ops.convert_to_numpy(w))) for name, w in groups.get(layer_name, [])
+        ]
+        for layer_name in layer_names
+    }
+    if check_finite:
+        bad = non_finite_weights(
+            (layer, name, value) for layer, weights in values.items() for name, value in weights
+        )
+        if bad:
+            raise NonFiniteWeightsError(
+                f"not writing {path}: the model's weights are not finite: {describe_non_finite(bad)}",
+                path=path,
+                bad=bad,
+            )
     try:
         with h5py.File(tmp_path, "w") as f:
-            layer_names = [layer.name for layer in model.layers]
             write_name_list(f, "layer_names", layer_names)
             f.attrs["backend"] = b"tensorflow"
             f.attrs["keras_version"] = str(keras.__version__).encode("utf8")
@@ -174,15 +263,41 @@ def save_weights_h5(model: keras.Model, path: str | os.PathLike, metadata=None) 
                 write_metadata(f, metadata)
             for layer_name in layer_names:
                 g = f.create_group(layer_name)
-                weights = groups.get(layer_name, [])
+                weights = values[layer_name]
                 write_name_list(g, "weight_names", [name for name, _ in weights])
-                for name, w in weights:
-                    g.create_dataset(name, data=_file_value(keras.ops.convert_to_numpy(w)))
+                for name, value in weights:
+                    g.create_dataset(name, data=value)
+        _fsync(tmp_path)
         os.replace(tmp_path, path)
+        _fsync_folder(os.path.dirname(os.path.abspath(path)))
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def _fsync(path: str) -> None:
+    """Flush a written file's data to the disk, so that a rename after it never exposes an empty file after a
+    power loss (the rename is atomic, the data behind it is not unless synced)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: str) -> None:
+    """Flush a folder's entries (a rename into it) to the disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -255,7 +370,11 @@ def _check_pairs(layer: str, file_weights, model_weights) -> list[tuple]:
 
 
 def load_weights_h5(
-    model: keras.Model, path: str | os.PathLike, by_name: bool = False, exclude=None
+    model: keras.Model,
+    path: str | os.PathLike,
+    by_name: bool = False,
+    exclude=None,
+    check_finite: bool = True,
 ) -> LoadReport:
     """Load a Keras-2 HDF5 weights file (Matterport layout, with or without a ``model_weights`` group).
 
@@ -266,6 +385,8 @@ def load_weights_h5(
     exclude: top-level layer names to leave untouched; as in Matterport, giving it implies by_name=True.
     Shapes are checked for every layer before any weight is assigned: on a mismatch,
     ``WeightsMismatchError`` names the layer, the weight and both shapes, and the model is unchanged.
+    check_finite: refuse a file whose loaded weights hold NaN or inf (``NonFiniteWeightsError`` naming the
+    file and the weights; the model is unchanged).
     Returns a ``LoadReport``; a one-line summary is logged.
     """
     path = os.fspath(path)
@@ -311,8 +432,22 @@ def load_weights_h5(
                 mismatches,
             )
 
-        values = [(var, np.asarray(ds[()])) for _, fw, mw in pairs for (_, ds), (_, var) in zip(fw, mw)]
-        for var, value in values:
+        values = [
+            (layer, file_name, var, np.asarray(ds[()]))
+            for layer, fw, mw in pairs
+            for (file_name, ds), (_, var) in zip(fw, mw)
+        ]
+        if check_finite:
+            bad = non_finite_weights((layer, name, value) for layer, name, _, value in values)
+            if bad:
+                raise NonFiniteWeightsError(
+                    f"{path} holds non-finite weights (NaN or inf; nothing was loaded): "
+                    f"{describe_non_finite(bad)}. It was written by a diverged training run: use an earlier "
+                    "checkpoint.",
+                    path=path,
+                    bad=bad,
+                )
+        for _, _, var, value in values:
             var.assign(value.astype(var.dtype, copy=False))
         report.loaded = [name for name, _, _ in pairs]
 

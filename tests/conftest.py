@@ -22,6 +22,7 @@ GRAPH_TESTS = (
     "mrcnn/test_model.py",
     "mrcnn/test_zero_rows.py",
     "mrcnn/test_training.py",
+    "mrcnn/test_training_faults.py",
     "mrcnn/test_mixed_precision.py",
     "mrcnn/test_metadata.py",
     "mrcnn/test_distribute.py",

@@ -39,7 +39,7 @@ from fashion.datasets.attributes import (
     empty_attribute_space,
     resolve_attributes,
 )
-from mrcnn.data.dataset import Dataset, ImageLoadError, MissingImageError
+from mrcnn.data.dataset import Dataset, ImageLoadError, MissingImageError, pil_to_array, to_rgb_uint8
 
 logger = logging.getLogger("fashion.datasets")
 
@@ -102,8 +102,9 @@ class FashionDataset(Dataset):
 
     Args:
         max_dim: shrink images (and their masks) whose longer side exceeds this many pixels; None keeps sizes.
-        skip_unreadable: when an image file is missing or corrupt at load time, count a warning and return a
-            black image without instances (the training loader then skips it) instead of raising.
+        skip_unreadable: when an image file is missing or corrupt at load time, count one warning per file
+            (``missing_image`` or ``unreadable_image``) and return a black image without instances instead of
+            raising; the image id goes into ``unreadable`` (the training loader counts it as failed to load).
     Attributes:
         warnings: a :class:`WarningCounter` of the data problems met while indexing and loading.
         stats: counts from indexing (rows, segments kept, dropped by class subset, images skipped, ...).
@@ -134,6 +135,9 @@ class FashionDataset(Dataset):
         self._attribute_spaces: dict[str, AttributeSpace] = {}
         self._internal_ids: dict[int, int] = {}
         self.unreadable: set[int] = set()
+        # {path: why it cannot be read}: files found bad while loading, shared with subsets (copy.copy) so that
+        # each bad file is warned about once, whichever split draws it and however often.
+        self.bad_files: dict[str, str] = {}
 
     # ----------------------------------------------------------------- classes
     def register_classes(self, categories: Sequence[Category], classes: Any = None) -> list[Category]:
@@ -278,13 +282,18 @@ class FashionDataset(Dataset):
         path = info["path"]
         where = f"image file {path!r} (image id {image_id}, source id {info['id']!r})"
         try:
+            if path in self.bad_files:
+                raise ImageLoadError(self.bad_files[path])
             if not os.path.exists(path):
                 raise MissingImageError(f"missing {where}")
             return self._read_image(image_id, path, where)
         except ImageLoadError as e:
             if not self.skip_unreadable:
                 raise
-            self.warnings.warn("unreadable_image", str(e))
+            if path not in self.bad_files:  # one counted warning per file, however often it is drawn
+                self.bad_files[path] = str(e)
+                kind = "missing_image" if isinstance(e, MissingImageError) else "unreadable_image"
+                self.warnings.warn(kind, str(e))
             self.unreadable.add(image_id)
             try:
                 h, w = self.loaded_size(image_id)
@@ -312,7 +321,10 @@ class FashionDataset(Dataset):
                     im.draft(
                         "RGB", (tw, th)
                     )  # decode at 1/2, 1/4 or 1/8 scale when that is still large enough
-                rgb = im.convert("RGB")
+                if im.mode == "RGB":
+                    rgb = im
+                else:  # one conversion for every loader (16-bit scaled, not clipped by convert("RGB"))
+                    rgb = Image.fromarray(to_rgb_uint8(pil_to_array(im)))
                 if rgb.size != (tw, th):
                     rgb = rgb.resize((tw, th), Image.Resampling.BILINEAR)
                 return np.asarray(rgb, dtype=np.uint8).copy()

@@ -435,7 +435,7 @@ def label_map(
     else:  # decreasing score, ties in list order, then reversed: the first-ranked is painted last
         order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="stable")[::-1]
     for i in order:
-        out[masks[..., i].astype(bool)] = class_ids[i]
+        out[masks[..., i].astype(bool, copy=False)] = class_ids[i]
     return out
 
 

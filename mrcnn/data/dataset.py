@@ -43,10 +43,12 @@ def _clean_name(name: str) -> str:
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Converts a decoded image to RGB uint8.
+    """Converts a decoded image to RGB uint8: the one conversion every loader and command uses.
 
     image: [H, W], [H, W, 1], [H, W, 2] (gray + alpha), [H, W, 3] or [H, W, 4] (RGBA) of uint8, 16-bit
-    integers (scaled down), float (range [0, 1]) or bool; a [frames, H, W, C] stack keeps its first frame.
+    integers (scaled down by 256, keeping the whole range: 65535 -> 255), float (range [0, 1]) or bool; a
+    [frames, H, W, C] stack keeps its first frame. Other integer types are read as 16-bit when a value
+    exceeds 255 (Pillow gives some 16-bit PNGs as int32), else as 8-bit.
     Returns [H, W, 3] uint8.
     """
     image = np.asarray(image)
@@ -67,8 +69,8 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(image)
     if image.dtype == bool:
         return image.astype(np.uint8) * 255
-    if image.dtype == np.uint16:
-        return (image >> 8).astype(np.uint8)
+    if image.dtype.kind == "u" and image.dtype.itemsize == 2:  # uint16, either byte order
+        return (image.astype(np.uint16) >> 8).astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
         return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if image.size and image.max() > 255:  # e.g. 16-bit PNGs decoded as int32
@@ -76,19 +78,30 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def pil_to_array(img: Any) -> np.ndarray:
+    """The pixels of an opened Pillow image as an array for :func:`to_rgb_uint8`, at the file's bit depth:
+    palette images as RGB(A), bilevel/CMYK/YCbCr/LAB/HSV as RGB, 16-bit grayscale ("I;16*") as uint16 (never
+    through Pillow's ``convert``, which clips 16-bit values to 255 and turns the image white)."""
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
+    elif img.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    array = np.asarray(img)
+    if img.mode.startswith("I;16"):
+        array = array.astype(np.uint16)
+    return array
+
+
 def read_image_file(path: str) -> np.ndarray:
     """Decodes an image file (or URL) with Pillow, falling back to scikit-image for formats Pillow does not
-    know. Returns the raw array ([H, W] or [H, W, C], file dtype); palette images come back as RGB(A)."""
+    know. Returns the raw array ([H, W] or [H, W, C], file dtype, see :func:`pil_to_array`); convert it with
+    :func:`to_rgb_uint8`."""
     from PIL import Image, UnidentifiedImageError
 
     if "://" not in str(path):
         try:
             with Image.open(path) as img:
-                if img.mode in ("P", "PA"):
-                    img = img.convert("RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB")
-                elif img.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-                    img = img.convert("RGB")
-                return np.asarray(img)
+                return pil_to_array(img)
         except UnidentifiedImageError:
             pass
     import skimage.io  # deferred: slow to import, needed only for exotic formats and URLs
@@ -96,6 +109,80 @@ def read_image_file(path: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # imageio's legacy plugins warn when probed
         return skimage.io.imread(path)
+
+
+class InvalidImageError(ValueError):
+    """An image given to ``detect()`` cannot be used; the message names its index and what is wrong."""
+
+
+def check_image_for_detection(image: Any, index: int = 0) -> np.ndarray:
+    """The image at position ``index`` of a ``detect()`` call as [H, W, 3] uint8 RGB, or an error saying why not.
+
+    Used as is: [H, W, 3] uint8. Converted, with a warning saying so (``warnings.warn``): grayscale [H, W]
+    or [H, W, 1] (repeated to 3 channels), [H, W, 2] gray + alpha and [H, W, 4] RGBA (alpha dropped),
+    bool (True -> 255), 16-bit integers (scaled by 1/256), other integers within [0, 255], floats within
+    [0, 255] (rounded), and floats within [0, 1] (times 255: scikit-image's convention for float images, what
+    ``skimage.img_as_float`` gives; such an image read as 0-255 would be black). Refused
+    (:class:`InvalidImageError`): None, non-numeric arrays, an empty image (a side of 0 pixels), other shapes,
+    NaN or infinite values, negative values, floats above 255, integers above 65535.
+    """
+    where = f"image {index} given to detect()"
+    if image is None:
+        raise InvalidImageError(f"{where} is None (an image file that failed to load?)")
+    array = np.asarray(image)
+    if array.dtype == object or not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
+        raise InvalidImageError(f"{where} is not an array of numbers (dtype {array.dtype})")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
+        raise InvalidImageError(
+            f"{where} has shape {array.shape}; expected [H, W, 3] RGB (or [H, W] gray, [H, W, 4] RGBA)"
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise InvalidImageError(f"{where} is empty (shape {array.shape})")
+    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
+        return array
+    done = []
+    if array.ndim == 2 or array.shape[2] == 1:
+        done.append(f"grayscale {array.shape} repeated to 3 channels")
+    elif array.shape[2] == 2:
+        done.append(f"gray + alpha {array.shape}: alpha dropped, gray repeated to 3 channels")
+    elif array.shape[2] == 4:
+        done.append(f"RGBA {array.shape}: alpha channel dropped")
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        array = array[:, :, : array.shape[2] - 1]
+    if array.dtype == bool:
+        done.append("bool read as 0/255")
+    elif array.dtype != np.uint8:
+        if np.issubdtype(array.dtype, np.complexfloating):
+            raise InvalidImageError(f"{where} has complex values (dtype {array.dtype})")
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise InvalidImageError(f"{where} holds NaN or infinite values (dtype {array.dtype})")
+        if low < 0:
+            raise InvalidImageError(
+                f"{where} has negative values (min {low:g}, dtype {array.dtype}); give 0-255"
+            )
+        if np.issubdtype(array.dtype, np.floating):
+            if high > 255:
+                raise InvalidImageError(
+                    f"{where} has float values above 255 (max {high:g}); give 0-255 or 0-1"
+                )
+            if high <= 1.0:
+                array = array * 255.0
+                done.append(f"float image in [0, 1] scaled to 0-255 ({array.dtype} -> uint8)")
+            else:
+                done.append(f"float image in [0, 255] rounded to uint8 ({array.dtype})")
+            array = np.clip(np.rint(array), 0, 255).astype(np.uint8)
+        elif high > 65535:
+            raise InvalidImageError(f"{where} has values above 65535 (max {high:g}, dtype {array.dtype})")
+        elif array.dtype == np.uint16 or high > 255:
+            done.append(f"16-bit image ({array.dtype}) scaled to 8 bits")
+            array = (array.astype(np.uint16) >> 8).astype(np.uint8)
+        else:
+            done.append(f"{array.dtype} values 0-255 read as uint8")
+            array = array.astype(np.uint8)
+    rgb = to_rgb_uint8(array)
+    warnings.warn(f"{where}: {'; '.join(done)}", stacklevel=3)
+    return rgb
 
 
 class Dataset:

@@ -100,8 +100,9 @@ class DataLoader(keras.utils.PyDataset):
 
     Batch ``i`` of an epoch takes the images at positions ``i*B ..`` of the epoch's order; an image without
     instances (after augmentation) is replaced by the next image in that order, wrapping around, so a batch is
-    always full but an image may appear twice in an epoch. ``skipped`` counts the images skipped so far;
-    a summary is logged at the end of each epoch.
+    always full but an image may appear twice in an epoch. ``skipped`` counts the image loads skipped for
+    having no instances, ``errors`` those that failed (raised with ``skip_errors``, or an image id the dataset
+    lists in its ``unreadable`` set); a summary is logged at the end of an epoch that met new such images.
 
     Args:
         dataset: a prepared Dataset.
@@ -157,6 +158,7 @@ class DataLoader(keras.utils.PyDataset):
         self.failed_image_ids: set[int] = set()
         self._epoch_skipped = 0
         self._epoch_errors = 0
+        self._reported_images = 0
         self._lock = threading.Lock()
         self._order = self._epoch_order(self.epoch)
 
@@ -171,7 +173,10 @@ class DataLoader(keras.utils.PyDataset):
         return len(self)
 
     def on_epoch_end(self) -> None:
-        if self._epoch_skipped or self._epoch_errors:
+        distinct = len(self.skipped_image_ids | self.failed_image_ids)
+        # Once per new problem image, not every epoch for the same ones.
+        if (self._epoch_skipped or self._epoch_errors) and distinct > self._reported_images:
+            self._reported_images = distinct
             logger.warning(
                 "epoch %d: skipped %d image loads without instances and %d that failed to load "
                 "(totals so far: %d skipped, %d failed, %d distinct images)",
@@ -200,8 +205,7 @@ class DataLoader(keras.utils.PyDataset):
                 raise NoUsableImageError(
                     f"no usable image in a full pass over the dataset ({n} images): every image has no "
                     f"instances or fails to load ({len(self.skipped_image_ids)} without instances, "
-                    f"{len(self.failed_image_ids)} that failed to load; a dataset that cannot read an image "
-                    "file counts it as without instances and warns about it)"
+                    f"{len(self.failed_image_ids)} that failed to load)"
                 )
             image_id = int(order[position % n])
             position += 1
@@ -244,6 +248,14 @@ class DataLoader(keras.utils.PyDataset):
                 e.add_note(f"while loading {_describe(self.dataset, image_id)} for the DataLoader")
                 raise
             logger.warning("skipping %s: %s: %s", _describe(self.dataset, image_id), type(e).__name__, e)
+            with self._lock:
+                self.errors += 1
+                self._epoch_errors += 1
+                self.failed_image_ids.add(image_id)
+            return None
+        if image_id in getattr(self.dataset, "unreadable", ()):
+            # A dataset that skips unreadable files (fashion's skip_unreadable) gives a black image without
+            # instances for them: count it as what it is, a failed load (the dataset warned once, naming it).
             with self._lock:
                 self.errors += 1
                 self._epoch_errors += 1

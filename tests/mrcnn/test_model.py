@@ -330,3 +330,68 @@ def test_batch_norm_momentum_setting(tmp_path):
         layer for layer in model.get_trainable_layers() if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert norms and all(layer.momentum == 0.9 for layer in norms)
+
+
+def _fake_checkpoint(path, complete=True):
+    """An .h5 that find_last accepts (it lists its layers), or a damaged one."""
+    import h5py
+
+    if not complete:
+        Path(path).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 20)  # an HDF5 signature and nothing after it
+        return str(path)
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array([b"conv1"])
+    return str(path)
+
+
+def test_runs_of_the_same_minute_get_folders_of_their_own_and_last_resumes_the_newest_complete_one(
+    tmp_path, monkeypatch
+):
+    import datetime as real_datetime
+
+    class Frozen(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2024, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(modellib.datetime, "datetime", Frozen)
+    model = modellib.MaskRCNN("inference", make_config(NAME="runs", BACKBONE="small"), str(tmp_path))
+    first = model.claim_log_dir()
+    assert first == str(tmp_path / "runs20240506T0708") and model.claim_log_dir() == first  # claimed once
+    assert model.checkpoint_path.startswith(first + os.sep)
+    model.set_log_dir()
+    second = model.claim_log_dir()
+    assert second == first + "-2" and model.checkpoint_path.startswith(second + os.sep)
+    model.set_log_dir()
+    third = model.claim_log_dir()
+    assert third == first + "-3"
+
+    _fake_checkpoint(Path(first) / "mask_rcnn_runs_0001.h5")
+    _fake_checkpoint(Path(first) / "mask_rcnn_runs_0002.h5")
+    _fake_checkpoint(Path(second) / "mask_rcnn_runs_0001.h5")
+    _fake_checkpoint(Path(second) / "mask_rcnn_runs_0002.h5", complete=False)  # damaged after the rename
+    (Path(second) / "mask_rcnn_runs_0003.h5.tmp").write_bytes(b"half written")
+    # third: killed before its first checkpoint, so it is passed over
+    assert [os.path.basename(p) for p in modellib.run_folders(str(tmp_path), "runs")] == [
+        "runs20240506T0708",
+        "runs20240506T0708-2",
+        "runs20240506T0708-3",
+    ]
+    last = model.find_last()
+    assert last == os.path.join(second, "mask_rcnn_runs_0001.h5")
+
+    # Resuming from a "-k" folder continues that folder and its epoch count, as from Matterport's names.
+    model.set_log_dir(last)
+    assert model.epoch == 1 and model.log_dir == second and model.claim_log_dir() == second
+    model.set_log_dir(os.path.join(first, "mask_rcnn_runs_0002.h5"))
+    assert model.epoch == 2 and model.log_dir == first
+    # A file outside a run folder starts a new run.
+    model.set_log_dir(str(tmp_path / "elsewhere.h5"))
+    assert model.epoch == 0 and model.log_dir == first  # the minute's base name, claimed anew at training
+
+
+def test_find_last_when_no_run_has_a_complete_checkpoint(tmp_path):
+    os.makedirs(tmp_path / "tiny20240101T0000")
+    _fake_checkpoint(tmp_path / "tiny20240101T0000" / "mask_rcnn_tiny_0001.h5", complete=False)
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        modellib.find_last_checkpoint(str(tmp_path), "tiny")

@@ -7,6 +7,7 @@ from mrcnn import weights as weights_module
 from mrcnn.modeling.layers import BatchNorm
 from mrcnn.modeling.rpn import build_rpn_model
 from mrcnn.weights import (
+    NonFiniteWeightsError,
     WeightsFileError,
     WeightsMismatchError,
     load_weights_h5,
@@ -227,14 +228,14 @@ def test_failed_save_leaves_existing_file_and_no_partial(tmp_path, monkeypatch):
     def boom(_):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(weights_module.keras.ops, "convert_to_numpy", boom)
+    monkeypatch.setattr(keras.ops, "convert_to_numpy", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         save_weights_h5(tiny_model(seed=1), path)
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert not (tmp_path / "w.h5.tmp").exists()
     with pytest.raises(RuntimeError):
-        monkeypatch.setattr(weights_module.keras.ops, "convert_to_numpy", boom)
+        monkeypatch.setattr(keras.ops, "convert_to_numpy", boom)
         save_weights_h5(tiny_model(seed=1), tmp_path / "new.h5")
     assert not (tmp_path / "new.h5").exists() and not (tmp_path / "new.h5.tmp").exists()
 
@@ -246,3 +247,82 @@ def test_long_name_lists_are_chunked(tmp_path):
         weights_module.write_name_list(f, "layer_names", names)
         assert "layer_names" not in f.attrs and "layer_names0" in f.attrs
         assert weights_module.read_name_list(f, "layer_names") == names
+
+
+def test_non_finite_weights_are_refused_on_load_naming_the_file(tmp_path):
+    good = tiny_model(seed=0)
+    poisoned = tiny_model(seed=1)
+    kernel = poisoned.get_layer("conv1").kernel
+    value = _np(kernel).copy()
+    value[0, 0, 0, :2] = [np.nan, np.inf]
+    kernel.assign(value)
+    path = tmp_path / "diverged.h5"
+    save_weights_h5(poisoned, path)  # as an older version (or another tool) would have written it
+    before = _values(good)
+    with pytest.raises(NonFiniteWeightsError, match=r"diverged\.h5.*'conv1'.*2 of 108") as info:
+        load_weights_h5(good, path)
+    assert info.value.path == str(path) and info.value.bad[0][:3] == ("conv1", "conv1/kernel:0", 2)
+    _assert_same(_values(good), before)  # nothing was loaded
+    load_weights_h5(good, path, check_finite=False)  # on request, the file still loads
+
+
+def test_non_finite_weights_are_never_written_as_a_checkpoint(tmp_path):
+    model = tiny_model(seed=0)
+    path = tmp_path / "w.h5"
+    save_weights_h5(model, path, check_finite=True)
+    original = path.read_bytes()
+    bias = model.get_layer("mrcnn_class_logits").bias
+    bias.assign(np.full(bias.shape, np.nan, "float32"))
+    with pytest.raises(NonFiniteWeightsError, match="not writing .*w.h5.*mrcnn_class_logits"):
+        save_weights_h5(model, path, check_finite=True)
+    assert path.read_bytes() == original and not (tmp_path / "w.h5.tmp").exists()
+
+
+def test_ctrl_c_during_a_write_removes_the_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    path = tmp_path / "w.h5"
+    save_weights_h5(tiny_model(seed=0), path)
+    original = path.read_bytes()
+    real = h5py.Group.create_dataset
+    written = []
+
+    def interrupted_midway(self, name, *args, **kwargs):
+        written.append(name)
+        if len(written) == 3:
+            assert (tmp_path / "w.h5.tmp").exists()
+            os.kill(os.getpid(), signal.SIGINT)  # KeyboardInterrupt, as from Ctrl-C
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", interrupted_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_weights_h5(tiny_model(seed=1), path)
+    assert len(written) == 3
+    assert path.read_bytes() == original and not (tmp_path / "w.h5.tmp").exists()
+
+
+def test_for_inference_copies_the_training_weights_in_memory(tmp_path):
+    """MaskRCNN.for_inference / copy_weights: the inference model detects with the training model's weights
+    and writes or reads no file."""
+    from mrcnn.model import MaskRCNN
+    from mrcnn.testing import tiny_config
+    from mrcnn.weights import WeightsMismatchError, copy_weights
+
+    trained = MaskRCNN("training", tiny_config(), str(tmp_path))
+    trained.class_names = ["BG", "a", "b", "c"]
+    for variable in trained.keras_model.weights:  # weights no fresh model has
+        variable.assign(np.full(variable.shape, 0.01, variable.dtype))
+    inference = trained.for_inference()
+    assert inference.config.BATCH_SIZE == 1 and inference.config.origin("IMAGES_PER_GPU") == "for_inference"
+    assert trained.config.BATCH_SIZE == 2 and inference.class_names == trained.class_names
+    for layer in ("small1_conv", "mrcnn_mask", "rpn_model"):
+        for ours in inference.keras_model.get_layer(layer).weights:
+            np.testing.assert_array_equal(ours.numpy(), np.full(ours.shape, 0.01, np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+    other = MaskRCNN("inference", tiny_config(NUM_CLASSES=6, IMAGES_PER_GPU=1), str(tmp_path))
+    before = other.keras_model.get_layer("small1_conv").get_weights()[0].copy()
+    with pytest.raises(WeightsMismatchError, match="mrcnn_class_logits"):
+        copy_weights(trained.keras_model, other.keras_model)
+    np.testing.assert_array_equal(other.keras_model.get_layer("small1_conv").get_weights()[0], before)

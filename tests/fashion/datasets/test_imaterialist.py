@@ -1,7 +1,9 @@
+import logging
 import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from fashion.datasets import IMaterialistDataset, load_dataset
 from mrcnn.data.dataset import ImageLoadError
@@ -192,3 +194,50 @@ def test_image_ids_without_extension_and_attribute_column(tmp_path, write, box):
     assert ds.image_info[0]["path"].endswith("x.jpg")
     assert ds.load_attributes(0) == [(1, 4)]
     assert ds.load_mask(0)[0][:4, 0, 0].all()
+
+
+def test_truncated_jpeg_is_warned_about_once_and_counted_as_failed_to_load(tmp_path, write, box, caplog):
+    """Its header reads (check_images keeps it), its pixels do not: one warning naming it, however often the
+    loader draws it and from whichever split, and the loader counts it as failed, not as without instances."""
+    from fashion.datasets import split
+    from mrcnn.data.loader import DataLoader
+    from mrcnn.testing import tiny_config
+
+    images = {f"{k}.jpg": (64, 64, [("1", box(64, 64, 8, 8, 40, 40))]) for k in range(4)}
+    root = write.imaterialist(str(tmp_path), images)
+    path = os.path.join(root, "train", "0.jpg")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data[: len(data) // 3])
+    ds = IMaterialistDataset(skip_unreadable=True)
+    ds.load_imaterialist(root)
+    assert ds.check_images() == 0
+    ds.prepare()
+    train, val = split(ds, 0.5, seed=0)
+    caplog.set_level(logging.WARNING)
+    for subset in (ds, train, val, train):
+        for image_id in subset.image_ids:
+            subset.load_image(image_id)
+    config = tiny_config(NUM_CLASSES=ds.num_classes, IMAGES_PER_GPU=1, USE_MINI_MASK=True)
+    loader = DataLoader(ds, config, shuffle=False, workers=1)
+    for _epoch in range(3):
+        for index in range(len(loader)):
+            loader[index]
+        loader.on_epoch_end()
+    assert ds.warnings.counts == {"unreadable_image": 1}
+    assert len([r for r in caplog.records if "0.jpg" in r.getMessage()]) == 1
+    assert loader.failed_image_ids == {ds.image_from_source_map["imaterialist.0.jpg"]}
+    assert loader.skipped == 0 and loader.errors >= 3  # drawn once per epoch, counted each time as failed
+
+
+def test_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path, write, box):
+    root = write.imaterialist(str(tmp_path), {"deep.png": (8, 16, [("1", box(8, 16, 1, 1, 6, 6))])})
+    ramp = np.tile(np.arange(16, dtype=np.uint16) * 4096 + 2048, (8, 1))
+    Image.fromarray(ramp).save(os.path.join(root, "train", "deep.png"))
+    ds = IMaterialistDataset()
+    ds.load_imaterialist(root)
+    ds.prepare()
+    image = ds.load_image(0)
+    assert image.shape == (8, 16, 3)
+    np.testing.assert_array_equal(image[0, :, 0], (ramp[0] >> 8).astype(np.uint8))

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mrcnn.data.dataset import Dataset, ImageLoadError, MissingImageError, to_rgb_uint8
+from mrcnn.data.dataset import (
+    Dataset,
+    ImageLoadError,
+    InvalidImageError,
+    MissingImageError,
+    check_image_for_detection,
+    read_image_file,
+    to_rgb_uint8,
+)
 
 
 def two_source_dataset() -> Dataset:
@@ -129,3 +137,69 @@ def test_to_rgb_uint8_dtypes():
     assert to_rgb_uint8(np.zeros([3, 2, 2, 3], np.uint8)).shape == (2, 2, 3)  # first frame of a stack
     with pytest.raises(ValueError):
         to_rgb_uint8(np.zeros([2, 2, 5], np.uint8))
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    """A 16-bit PNG's mid-gray is mid-gray (Pillow's convert("RGB") clips it to white)."""
+    ramp = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4096 + 255).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    with Image.open(tmp_path / "ramp16.png") as im:
+        assert im.mode.startswith("I;16") or im.mode == "I"
+        assert np.asarray(im.convert("RGB")).min() == 255  # the bug this guards against
+    expected = (ramp >> 8).astype(np.uint8)
+    rgb = to_rgb_uint8(read_image_file(str(tmp_path / "ramp16.png")))
+    np.testing.assert_array_equal(rgb[..., 0], expected)
+    np.testing.assert_array_equal(_file_dataset([tmp_path / "ramp16.png"]).load_image(0)[..., 1], expected)
+    big_endian = ramp.astype(">u2")
+    np.testing.assert_array_equal(to_rgb_uint8(big_endian)[..., 2], expected)
+
+
+GOOD = np.full((4, 6, 3), 100, np.uint8)
+# (input, expected [H, W, 3] uint8 or None when refused, words of the warning or of the error)
+DETECT_INPUTS = [
+    (GOOD, GOOD, None),
+    (GOOD[:, :, 0], GOOD, "grayscale (4, 6) repeated"),
+    (GOOD[:, :, :1], GOOD, "grayscale (4, 6, 1) repeated"),
+    (np.dstack([GOOD, np.full((4, 6), 9, np.uint8)]), GOOD, "alpha channel dropped"),
+    (GOOD[:, :, :2], GOOD, "alpha dropped, gray repeated"),
+    (GOOD.astype(np.float32) / 255.0, GOOD, "float image in [0, 1] scaled to 0-255"),
+    (GOOD.astype(np.float64), GOOD, "float image in [0, 255] rounded"),
+    (GOOD.astype(np.uint16) * 257, GOOD, "16-bit image (uint16) scaled to 8 bits"),
+    (GOOD.astype(np.int64), GOOD, "int64 values 0-255 read as uint8"),
+    (np.ones((4, 6, 3), bool), np.full((4, 6, 3), 255, np.uint8), "bool read as 0/255"),
+    (None, None, "is None"),
+    (np.zeros((0, 0, 3), np.uint8), None, "is empty (shape (0, 0, 3))"),
+    (np.zeros((5, 0), np.uint8), None, "is empty"),
+    (np.zeros((4, 6, 5), np.uint8), None, "has shape (4, 6, 5)"),
+    (np.zeros((2, 4, 6, 3), np.uint8), None, "has shape (2, 4, 6, 3)"),
+    (np.full((4, 6, 3), np.nan, np.float32), None, "NaN or infinite"),
+    (np.full((4, 6, 3), -1.0), None, "negative values"),
+    (np.full((4, 6, 3), 300.0), None, "float values above 255"),
+    (np.full((4, 6, 3), 70000, np.int64), None, "above 65535"),
+    (np.array([["a", "b"]]), None, "not an array of numbers"),
+]
+
+
+@pytest.mark.parametrize(
+    "image, expected, words",
+    DETECT_INPUTS,
+    ids=[f"{i}:{(w or 'as is')[:30]}" for i, (_, _, w) in enumerate(DETECT_INPUTS)],
+)
+def test_detect_input_is_converted_with_a_warning_or_refused_with_a_reason(image, expected, words):
+    import warnings
+
+    if expected is None:
+        with pytest.raises(InvalidImageError, match="image 3 given to detect()") as info:
+            check_image_for_detection(image, 3)
+        assert words in str(info.value)
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rgb = check_image_for_detection(image, 2)
+    assert rgb.dtype == np.uint8 and rgb.shape == expected.shape
+    np.testing.assert_array_equal(rgb, expected)
+    if words is None:
+        assert not caught and rgb is image  # the usual input is used as is, not copied
+    else:
+        (warning,) = caught
+        assert "image 2 given to detect()" in str(warning.message) and words in str(warning.message)
