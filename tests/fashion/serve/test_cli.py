@@ -5,7 +5,6 @@ import socket
 
 import pytest
 
-from fashion.serve import cli
 from fashion.serve.cli import (
     build_parser,
     main,
@@ -104,26 +103,13 @@ def test_model_overrides_are_infers_plus_the_precision():
     ]
 
 
-def test_a_shared_precision_option_replaces_serves_own(monkeypatch):
-    """When fashion.cli_common's model options bring --precision (and inference_overrides reads it), the
-    service takes both rather than adding a second --precision."""
-    add_shared = cli.add_model_arguments
-    shared_overrides = cli.inference_overrides
+def test_serve_takes_the_shared_precision_option():
+    """fashion.cli_common's --precision (issue #12): default auto, resolved for this machine as infer does."""
+    from mrcnn.precision import resolve_precision
 
-    def add_model_arguments(parser):
-        add_shared(parser)
-        parser.add_argument("--precision", choices=("float32", "bfloat16", "auto"), default="auto")
-
-    def inference_overrides(args):
-        return {
-            **shared_overrides(args),
-            "MIXED_PRECISION": {"auto": "float32"}.get(args.precision, args.precision),
-        }
-
-    monkeypatch.setattr(cli, "add_model_arguments", add_model_arguments)
-    monkeypatch.setattr(cli, "inference_overrides", inference_overrides)
     parse = build_parser().parse_args
-    assert parse(["--weights", "x.h5"]).precision == "auto"
-    assert precision_name(model_overrides(parse(["--weights", "x.h5"]))["MIXED_PRECISION"]) == "float32"
+    args = parse(["--weights", "x.h5"])
+    assert args.precision == "auto"
+    assert model_overrides(args)["MIXED_PRECISION"] == resolve_precision("auto")[0]
     args = parse(["--weights", "x.h5", "--precision", "bfloat16"])
     assert precision_name(model_overrides(args)["MIXED_PRECISION"]) == "bfloat16"
