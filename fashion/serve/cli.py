@@ -34,33 +34,16 @@ from fashion.serve.app import ServiceSettings
 
 __all__ = [
     "AUTO_BATCH",
-    "PRECISIONS",
     "auto_max_batch",
     "build_parser",
     "check_port",
     "main",
-    "mixed_precision_policy",
     "model_overrides",
     "precision_name",
     "settings_from",
 ]
 
-PRECISIONS = ("float32", "bfloat16", "float16", "auto")
 AUTO_BATCH = 8  # --max-batch auto where batches pay (GPU, oneDNN)
-
-
-def mixed_precision_policy(precision: str) -> str | None:
-    """Config.MIXED_PRECISION for serve's own --precision choice ("auto" is float32 here).
-
-    A stand-in used only while :func:`fashion.cli_common.add_model_arguments` has no --precision of its own:
-    once the shared option (issue #12, ``mrcnn/precision.py``) is merged, :func:`model_overrides` takes
-    MIXED_PRECISION from :func:`fashion.cli_common.inference_overrides` and this function is unused.
-    """
-    policies = {"float32": None, "auto": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-    try:
-        return policies[precision]
-    except KeyError:
-        raise CLIError(f"--precision {precision!r}: one of {', '.join(PRECISIONS)}") from None
 
 
 def precision_name(mixed_precision: str | None) -> str:
@@ -72,11 +55,8 @@ def precision_name(mixed_precision: str | None) -> str:
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config overrides of the model options, as infer makes them
-    (:func:`fashion.cli_common.inference_overrides`), with MIXED_PRECISION from --precision."""
-    overrides = inference_overrides(args)
-    if "MIXED_PRECISION" not in overrides:  # the shared options do not read --precision (yet): serve's own
-        overrides["MIXED_PRECISION"] = mixed_precision_policy(args.precision)
-    return overrides
+    (:func:`fashion.cli_common.inference_overrides`, MIXED_PRECISION from the shared --precision)."""
+    return inference_overrides(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,13 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
     )
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    if p.get_default("precision") is None:  # until the shared model options include --precision
-        p.add_argument(
-            "--precision",
-            choices=PRECISIONS,
-            default="float32",
-            help="numeric precision of the model (default float32; auto is float32 for now)",
-        )
     defaults = ServiceSettings()
     p.add_argument(
         "--max-batch",

@@ -8,7 +8,6 @@ import pytest
 from fashion.serve.cli import (
     build_parser,
     main,
-    mixed_precision_policy,
     model_overrides,
     precision_name,
     settings_from,
@@ -77,15 +76,6 @@ def test_max_batch_is_an_integer_or_auto():
     with pytest.raises(ValueError, match="auto"):
         settings_from(parse(["--weights", "x.h5"]))
     assert settings_from(parse(["--weights", "x.h5"]), max_batch=8).max_batch == 8
-
-
-def test_precision_choices_map_to_mixed_precision_policies():
-    assert mixed_precision_policy("float32") is None
-    assert mixed_precision_policy("auto") is None
-    assert mixed_precision_policy("bfloat16") == "mixed_bfloat16"
-    assert mixed_precision_policy("float16") == "mixed_float16"
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["--weights", "x.h5", "--precision", "int8"])
 
 
 def test_model_overrides_are_infers_plus_the_precision():

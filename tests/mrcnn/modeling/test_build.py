@@ -117,7 +117,7 @@ def test_constant_anchors_save_settings_not_boxes():
 
 
 def test_layers_reject_a_config_where_a_setting_belongs():
-    with pytest.raises(TypeError, match="ProposalLayer: pre_nms_limit must be an int, got TinyConfig"):
+    with pytest.raises(TypeError, match="ProposalLayer: pre_nms_limit must be an int, got Config"):
         ProposalLayer(10, 0.7, config())
     with pytest.raises(TypeError, match="DetectionLayer: max_instances must be an int"):
         DetectionLayer(config())
