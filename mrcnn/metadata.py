@@ -15,6 +15,7 @@ attribute                    value
 ``image_resize_mode``,       IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM, IMAGE_MIN_SCALE
 ``image_min_dim``, ...
 ``attribute_names``          attribute names by attribute index (models with an attribute head)
+``attribute_source_ids``     the dataset's own id of each attribute, when known
 ``preset``, ``dataset_format`` the recipe and data format of the run, when it had them (the fashion tools do)
 ``epoch``                    the training epoch the weights are from (1-based), when written by training
 ``package_version``          this package's version
@@ -41,6 +42,7 @@ __all__ = ["METADATA_VERSION", "CheckpointMetadata", "read_metadata", "write_met
 METADATA_VERSION = 1
 _MARK = "mrcnn_metadata_version"
 _NAME_LISTS = ("class_names", "attribute_names")
+_ID_LISTS = ("class_source_ids", "attribute_source_ids")
 
 
 @dataclasses.dataclass
@@ -62,6 +64,7 @@ class CheckpointMetadata:
     package_version: str
     class_source_ids: list[int] | None = None
     attribute_names: list[str] | None = None
+    attribute_source_ids: list[int] | None = None
     preset: str | None = None
     dataset_format: str | None = None
     epoch: int | None = None
@@ -77,7 +80,7 @@ class CheckpointMetadata:
     ) -> CheckpointMetadata:
         """Metadata of a model built from ``config``; class names are left out unless there is one per class.
 
-        ``fields``: any other field (preset, dataset_format, attribute_names, epoch).
+        ``fields``: any other field (preset, dataset_format, attribute_names, attribute_source_ids, epoch).
         """
         from mrcnn import __version__
 
@@ -118,7 +121,7 @@ def write_metadata(root: h5py.Group, metadata: CheckpointMetadata) -> None:
             write_name_list(root, field.name, list(value))
         elif field.name == "config":
             root.attrs["config"] = json.dumps(value, sort_keys=True)
-        elif field.name == "class_source_ids":
+        elif field.name in _ID_LISTS:
             root.attrs[field.name] = np.asarray(value, dtype=np.int64)
         elif isinstance(value, str):
             root.attrs[field.name] = value
@@ -154,7 +157,7 @@ def read_metadata(path: str | os.PathLike) -> CheckpointMetadata | None:
                 values[name] = None
             elif name == "config":
                 values[name] = json.loads(_plain(attrs[name]))
-            elif name == "class_source_ids":
+            elif name in _ID_LISTS:
                 values[name] = [int(v) for v in np.asarray(attrs[name]).ravel()]
             else:
                 values[name] = _plain(attrs[name])
