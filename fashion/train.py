@@ -287,7 +287,7 @@ def _plan(args, preset, schedule, config, dataset, train, val, augmentation_name
 
 
 def _describe_attributes(dataset: Any) -> str:
-    names = list(dataset.attribute_labels)
+    names = list(dataset.model_attribute_names)
     if not names:
         return "none (no attribute head)"
     shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
@@ -355,7 +355,7 @@ def _run(args: argparse.Namespace) -> int:
             [s.name, s.layers, s.epochs, s.learning_rate, s.final_learning_rate, s.augment] for s in schedule
         ],
         "classes": args.classes or preset.classes,
-        "attributes": list(dataset.attribute_labels),
+        "attributes": list(dataset.model_attribute_names),
         "args": vars(args),
     }
     os.makedirs(model.log_dir, exist_ok=True)

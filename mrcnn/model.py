@@ -335,7 +335,7 @@ class MaskRCNN:
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
         # The training data names the classes (and attributes) the checkpoints will record (when it fits).
-        attribute_names = list(getattr(train_dataset, "attribute_labels", None) or [])
+        attribute_names = list(getattr(train_dataset, "model_attribute_names", None) or [])
         if config.NUM_ATTRIBUTES and len(attribute_names) == config.NUM_ATTRIBUTES:
             self.checkpoint_fields["attribute_names"] = attribute_names
             source_ids = getattr(train_dataset, "attribute_source_ids", None)

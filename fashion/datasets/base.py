@@ -248,7 +248,7 @@ class FashionDataset(Dataset):
         return self.attribute_space.num_attributes
 
     @property
-    def attribute_labels(self) -> list[str]:
+    def model_attribute_names(self) -> list[str]:
         """The selected attributes' names in model order (what a checkpoint records)."""
         return list(self.attribute_space.names)
 

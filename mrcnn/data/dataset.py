@@ -227,12 +227,12 @@ class Dataset:
     @property
     def num_attributes(self) -> int:
         """A, the attributes each instance is labelled with (a model trains them with NUM_ATTRIBUTES = A); 0 for
-        a dataset without attributes. Datasets with attributes override this, :attr:`attribute_labels` and
+        a dataset without attributes. Datasets with attributes override this, :attr:`model_attribute_names` and
         :meth:`load_attribute_targets`."""
         return 0
 
     @property
-    def attribute_labels(self) -> list[str]:
+    def model_attribute_names(self) -> list[str]:
         """[A] attribute names by attribute index (what a checkpoint records)."""
         return []
 

@@ -200,7 +200,7 @@ class AttributeShapesDataset(ShapesDataset):
         return len(self.ATTRIBUTES)
 
     @property
-    def attribute_labels(self) -> list[str]:
+    def model_attribute_names(self) -> list[str]:
         return list(self.ATTRIBUTES)
 
     def _visible(self, image_id: int) -> np.ndarray:

@@ -188,6 +188,7 @@ ATTRIBUTE_IDS = [3, 7, 11]  # the checkpoint's dataset ids of the model's 3 attr
 ATTRIBUTE_NAMES = ["stripes", "dots", "long sleeve"]
 
 
+@pytest.mark.slow
 def test_a_model_with_an_attribute_head_writes_attributes_everywhere(tmp_path):
     """Results carry Fashionpedia's attribute_ids / attribute_scores, the Kaggle ClassIds category_attr_attr,
     and the overlays' captions the top attributes, all from the same scores of detect()."""
@@ -259,3 +260,27 @@ def test_a_model_with_an_attribute_head_writes_attributes_everywhere(tmp_path):
         top = [ATTRIBUTE_NAMES[a] for a in np.argsort(-row, kind="stable") if row[a] >= 0.5][:3]
         assert listed == top
     assert os.path.exists(out / "overlays" / (os.path.splitext(name)[0] + ".png"))
+
+
+def test_result_records_and_captions_carry_the_attributes():
+    masks = np.zeros([6, 6, 2], bool)
+    masks[:3, :3, 0] = masks[3:, 3:, 1] = True
+    d = {
+        "rois": np.array([[0, 0, 3, 3], [3, 3, 6, 6]], np.int32),
+        "class_ids": np.array([1, 2], np.int32),
+        "scores": np.array([0.9, 0.8], np.float32),
+        "masks": masks,
+        "attributes": np.array([[0.7, 0.2, 0.95], [0.1, 0.3, 0.4]], np.float32),
+    }
+    records = infer.coco_result_records(d, 1, "a.jpg", ["BG", "top", "shoe"], ATTRIBUTE_IDS, ATTRIBUTE_NAMES)
+    assert [r["attribute_ids"] for r in records] == [[3, 11], []]
+    assert records[0]["attribute_names"] == ["stripes", "long sleeve"]
+    assert records[1]["attribute_scores"] == {
+        "3": pytest.approx(0.1),
+        "7": pytest.approx(0.3),
+        "11": pytest.approx(0.4),
+    }
+    assert "attribute_ids" not in infer.coco_result_records(d, 1, "a.jpg", ["BG", "top", "shoe"])[0]
+    captions = infer.overlay_captions(d, ["BG", "top", "shoe"], ATTRIBUTE_NAMES, threshold=0.5)
+    assert captions == ["top 0.90\nlong sleeve, stripes", "shoe 0.80"]
+    assert infer.overlay_captions(d, ["BG", "top", "shoe"], None) is None
