@@ -227,14 +227,14 @@ def test_failed_save_leaves_existing_file_and_no_partial(tmp_path, monkeypatch):
     def boom(_):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(weights_module.keras.ops, "convert_to_numpy", boom)
+    monkeypatch.setattr(keras.ops, "convert_to_numpy", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         save_weights_h5(tiny_model(seed=1), path)
     monkeypatch.undo()
     assert path.read_bytes() == original
     assert not (tmp_path / "w.h5.tmp").exists()
     with pytest.raises(RuntimeError):
-        monkeypatch.setattr(weights_module.keras.ops, "convert_to_numpy", boom)
+        monkeypatch.setattr(keras.ops, "convert_to_numpy", boom)
         save_weights_h5(tiny_model(seed=1), tmp_path / "new.h5")
     assert not (tmp_path / "new.h5").exists() and not (tmp_path / "new.h5.tmp").exists()
 

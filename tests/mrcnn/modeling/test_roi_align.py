@@ -2,7 +2,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn.modeling.roi_align import PyramidROIAlign, roi_pyramid_level
+from mrcnn.modeling.roi_align import (
+    PyramidROIAlign,
+    crop_and_resize,
+    crop_and_resize_image_gradient,
+    roi_pyramid_level,
+)
 
 META_SIZE = 12 + 3
 
@@ -100,3 +105,68 @@ def test_box_on_the_image_edge_is_not_extrapolated():
     b = layer([beyond, meta, feature, feature, feature, feature]).numpy()
     assert a.min() >= 1.0 and b.min() >= 1.0  # every sample inside the map, none extrapolated to 0
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def _random_boxes(rng: np.random.Generator, count: int) -> np.ndarray:
+    """[count, 4] normalized boxes, partly outside the image, with zero-size and flipped ones among them."""
+    y = np.sort(rng.uniform(-0.2, 1.2, (count, 2)), axis=1)
+    x = np.sort(rng.uniform(-0.2, 1.2, (count, 2)), axis=1)
+    boxes = np.stack([y[:, 0], x[:, 0], y[:, 1], x[:, 1]], axis=1).astype(np.float32)
+    boxes[:4] = 0.0  # padding ROIs
+    boxes[4] = [0.3, 0.6, 0.3, 0.6]  # a point
+    boxes[5] = [0.9, 0.1, 0.2, 0.4]  # y1 > y2: crop_and_resize flips it
+    return boxes
+
+
+def test_crop_and_resize_keeps_tensorflows_output_and_gradient():
+    """Same crops as tf.image.crop_and_resize, and the same image gradient as TensorFlow's kernel computes for
+    one box at a time (a single box cannot race with itself), summed over the boxes."""
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.standard_normal((3, 13, 17, 5)), tf.float32)
+    boxes = _random_boxes(rng, 40)
+    box_indices = rng.integers(0, 3, 40).astype(np.int32)
+    for crop_size in [(7, 7), (1, 1), (4, 1)]:
+        dy = tf.constant(rng.standard_normal((40, *crop_size, 5)), tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            crops = crop_and_resize(image, boxes, box_indices, crop_size)
+            loss = tf.reduce_sum(crops * dy)
+        grad = tape.gradient(loss, image).numpy()
+        expected_crops = tf.image.crop_and_resize(image, boxes, box_indices, crop_size).numpy()
+        np.testing.assert_array_equal(crops.numpy(), expected_crops)
+        expected = sum(
+            tf.raw_ops.CropAndResizeGradImage(
+                grads=dy[i : i + 1],
+                boxes=boxes[i : i + 1],
+                box_ind=box_indices[i : i + 1],
+                image_size=tf.shape(image),
+                T=tf.float32,
+            ).numpy()
+            for i in range(40)
+        )
+        assert np.abs(expected).max() > 1.0
+        # the same terms summed in another order: float32 rounding only
+        np.testing.assert_allclose(grad, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+        direct = crop_and_resize_image_gradient(dy, boxes, box_indices, tf.shape(image)).numpy()
+        np.testing.assert_array_equal(direct, grad)
+
+
+def test_overlapping_crops_lose_no_gradient():
+    """32 zero-size padding ROIs per image all sample pixel (0, 0): its gradient is exactly 32 * 7 * 7 every
+    time. TensorFlow's CPU kernel, whose threads add into that pixel without synchronisation, loses part of
+    it in some runs (issue #11)."""
+    image = tf.random.stateless_normal([2, 16, 16, 256], seed=[3, 4])
+    boxes = tf.zeros([64, 4])
+    box_indices = tf.repeat(tf.range(2), 32)
+
+    @tf.function
+    def gradient():
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            crops = crop_and_resize(image, boxes, box_indices, (7, 7))
+        return tape.gradient(crops, image)
+
+    for _ in range(100):
+        grad = gradient().numpy()
+        np.testing.assert_array_equal(grad[:, 0, 0], 32 * 49)
+        assert np.count_nonzero(grad) == 2 * 32
