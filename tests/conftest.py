@@ -24,7 +24,6 @@ GRAPH_TESTS = (
     "mrcnn/test_training.py",
     "mrcnn/test_mixed_precision.py",
     "mrcnn/test_metadata.py",
-    "mrcnn/test_attribute_head.py",
     "mrcnn/test_distribute.py",
     "mrcnn/test_export.py",
     "fashion/test_train.py",

@@ -3,6 +3,8 @@ head, checkpoint metadata, and training steps on tiny models.
 
 The layout with NUM_ATTRIBUTES = 0 is Matterport's: test_model.py checks it against the COCO file's layout;
 here the head is checked to add only ``mrcnn_attr_*`` layers and to leave every other weight's shape alone.
+Loading with and without the head is tested on small models in test_weights.py (and on whole models here,
+slow). Only the training step is rerun with oneDNN in CI (``graph``): it is where the head could meet zero rows.
 """
 
 import keras
@@ -96,6 +98,7 @@ def _assert_same_detections(a, b, attributes=True):
             np.testing.assert_allclose(ra[key], rb[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_attribute_checkpoint_loads_into_a_model_without_the_head(tmp_path, plain_model, head_model):
     """Both by position and by name: the head's layers are reported as skipped, and the detections are the
     head model's (the head shares the classifier's layers), without attribute scores."""
@@ -135,6 +138,7 @@ def test_attribute_checkpoint_round_trip_and_a_file_without_the_head(tmp_path, p
     _assert_same_detections(again.detect(imgs), expected)
 
 
+@pytest.mark.graph  # CI runs it again with oneDNN on: the head must not run on zero rows
 def test_training_steps_with_the_head_and_without_positive_rois(tmp_path):
     """A head with its own layers (the one that cuts its rows to the positive ROIs): one step with the sample's
     instances trains it; one where no ROI is positive gives an attribute loss of 0, not NaN, and no update."""
