@@ -15,7 +15,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["mrcnn", "mrcnn.*", "fashion", "fashion.*"]),
     include_package_data=True,
-    package_data={"fashion": ["sample/**/*", "sample/*"]},
+    package_data={"fashion": ["sample/**/*", "sample/*"], "fashion.serve": ["static/*"]},
     install_requires=[
         "tensorflow>=2.16",
         "tensorboard",
@@ -29,17 +29,34 @@ setup(
         "tqdm",
         "opencv-python",
         "imgaug>=0.4.0",
+        # fashion-serve: the HTTP service (python-multipart parses uploaded forms).
+        "fastapi>=0.110",
+        "uvicorn>=0.29",
+        "python-multipart>=0.0.9",
     ],
     entry_points={
         "console_scripts": [
             "fashion-train = fashion.train:main",
             "fashion-evaluate = fashion.evaluate:main",
             "fashion-infer = fashion.infer:main",
+            "fashion-serve = fashion.serve.cli:main",
         ]
     },
     extras_require={
         # fashionpedia (BSD; pulls scikit-learn): the official FPEval our Fashionpedia AP is tested against.
-        "dev": ["pytest", "hypothesis", "ruff", "nbmake", "tf2onnx", "onnxruntime", "fashionpedia==1.1"],
+        # httpx: FastAPI's TestClient; selenium: the upload page's browser test (Debian's chromium and
+        # chromium-driver, which .ci/run installs).
+        "dev": [
+            "pytest",
+            "hypothesis",
+            "ruff",
+            "nbmake",
+            "tf2onnx",
+            "onnxruntime",
+            "fashionpedia==1.1",
+            "httpx",
+            "selenium>=4.11",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -32,7 +32,7 @@ import time
 import keras
 from reference import ISSUE_BARE_R101_512, machine_factor
 
-from mrcnn.config import Config
+from mrcnn.config import Config, build_config
 from mrcnn.data.synthetic import ShapesDataset
 from mrcnn.model import MaskRCNN
 from mrcnn.testing import TINY_SETTINGS, tiny_config
@@ -59,7 +59,7 @@ def make_config(
     )
     if size <= 128:
         attrs.update(RPN_ANCHOR_SCALES=(8, 16, 32, 64, 128))  # Matterport's shapes example
-    return type("BenchConfig", (Config,), attrs)()
+    return build_config(Config, ("bench settings", attrs))
 
 
 class StepTimer(keras.callbacks.Callback):

@@ -22,15 +22,13 @@ from typing import Any
 import numpy as np
 
 from fashion.categories import (
-    DEEPFASHION2_CATEGORIES,
-    IMATERIALIST_CATEGORIES,
     Category,
     UnknownClassError,
     resolve_classes,
     subset_names,
 )
 from fashion.config import PRESETS, FashionConfig, get_preset, inference_config
-from fashion.datasets import FORMATS
+from fashion.datasets import DATASET_FORMATS, FORMATS
 from fashion.postprocess import PostprocessOptions, parse_max_per_class
 from mrcnn.config import ConfigError
 
@@ -179,9 +177,10 @@ def postprocess_options(args: argparse.Namespace, class_names: list[str]) -> Pos
 
 # --------------------------------------------------------------------------------------------- classes
 def category_table(fmt: str) -> tuple[Category, ...]:
-    """The built-in categories of a dataset format: DeepFashion2's 13, else iMaterialist's 46 (which
-    Fashionpedia shares). ``make_config`` counts classes from the same tables."""
-    return DEEPFASHION2_CATEGORIES if fmt == "deepfashion2" else IMATERIALIST_CATEGORIES
+    """The built-in categories of a dataset format (its :class:`fashion.datasets.DatasetFormat`'s table):
+    DeepFashion2's 13, iMaterialist's 46 for the others (Fashionpedia shares them). ``make_config`` counts
+    classes from the same tables."""
+    return tuple(DATASET_FORMATS.get(fmt).categories)
 
 
 def resolve_categories(preset: str, classes: str | None = None, fmt: str | None = None) -> list[Category]:

@@ -12,14 +12,20 @@ thesis000   BSc thesis 000 (4.2.2): SE-ResNet101-FPN on DeepFashion2's 13 classe
 deck002     Slide deck 002: ResNet50, loss weights rpn_class 1.0, rpn_bbox 0.8, mrcnn_* 6.0, at most 50
             detections, lr 0.001, 46 classes. Image size is not given in the deck: Matterport's default.
 sample      The shipped synthetic sample on a 2-core CPU: small CNN from scratch, 128x128, few ROIs.
-tiny        Tests: like ``sample`` with 2 steps per epoch.
 =========== ==========================================================================================
 
-A preset also names the defaults of a run (class subset, data format, schedule, augmentation, per-class cap)
-that ``fashion/train.py`` uses unless told otherwise. Build a config with :func:`make_config`::
+A preset is data (:class:`Preset`): settings, inference settings and the defaults of a run (class subset, data
+format, schedule, augmentation, per-class cap) that ``fashion/train.py`` uses unless told otherwise.
+:func:`make_config` turns one into a :class:`FashionConfig` through :func:`mrcnn.config.build_config`, so
+``config.origin("IMAGE_MAX_DIM")`` says whether a setting comes from the preset, its inference settings, an
+override or the class::
 
     config = make_config("thesis001", num_classes=1 + 11)
     inference_config = make_config("thesis001", num_classes=1 + 11, inference=True)
+    print(config.describe())
+
+:func:`register_preset` adds a preset (the tests' ``tiny`` preset lives in :mod:`fashion.testing`, which
+registers it when imported).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mrcnn.config import Config
+from mrcnn.config import Config, build_config, settings_from_plain
 
 
 class FashionConfig(Config):
@@ -72,7 +78,7 @@ class Preset:
 
 # The shipped sample trains from scratch on a CPU: the small CNN backbone with trainable BatchNorm and a
 # 7x7 -> 14x14 mask head (the ResNet heads need pretrained weights and hours).
-_SMALL = {
+SMALL_SETTINGS = {
     "BACKBONE": "small",
     "TRAIN_BN": True,
     "BATCH_NORM_MOMENTUM": 0.9,
@@ -158,20 +164,22 @@ PRESETS: dict[str, Preset] = {
     "sample": Preset(
         "sample",
         "Shipped synthetic sample on a CPU, from scratch: small CNN backbone, 128x128, light heads",
-        config={**_SMALL, "STEPS_PER_EPOCH": 30},
+        config={**SMALL_SETTINGS, "STEPS_PER_EPOCH": 30},
         inference={"DETECTION_MAX_INSTANCES": 10, "DETECTION_MIN_CONFIDENCE": 0.3},
         schedule="sample",
         attributes="all",
     ),
-    "tiny": Preset(
-        "tiny",
-        "Tests: the sample preset with 2 steps per epoch",
-        config={**_SMALL, "STEPS_PER_EPOCH": 2, "VALIDATION_STEPS": 1, "TRAIN_ROIS_PER_IMAGE": 16},
-        inference={"DETECTION_MAX_INSTANCES": 10},
-        schedule="tiny",
-        attributes="all",
-    ),
 }
+
+
+def register_preset(preset: Preset, replace: bool = False) -> Preset:
+    """Add ``preset`` to :data:`PRESETS` (``--preset NAME`` of the commands built after this). A name already
+    taken by another preset is an error unless ``replace``. Returns ``preset``."""
+    current = PRESETS.get(preset.name)
+    if current is not None and current != preset and not replace:
+        raise ValueError(f"preset {preset.name!r} is already registered; pass replace=True to replace it")
+    PRESETS[preset.name] = preset
+    return preset
 
 
 def get_preset(name: str) -> Preset:
@@ -189,21 +197,30 @@ def make_config(
     num_classes: NUM_CLASSES including background (default: the preset's class subset, which needs no data).
     inference: apply the preset's inference settings and use one image per batch (GPU_COUNT = IMAGES_PER_GPU
         = 1), as Matterport's InferenceConfig does.
+    ``config.origin(setting)`` names the source of each setting (see :func:`mrcnn.config.build_config`).
     """
     p = get_preset(preset)
-    attrs: dict[str, Any] = dict(p.config)
     if num_classes is None:
-        from fashion.categories import DEEPFASHION2_CATEGORIES, IMATERIALIST_CATEGORIES, resolve_classes
+        from fashion.categories import resolve_classes
+        from fashion.datasets import DATASET_FORMATS
 
-        table = DEEPFASHION2_CATEGORIES if p.fmt == "deepfashion2" else IMATERIALIST_CATEGORIES
-        num_classes = 1 + len(resolve_classes(p.classes, table))
-    attrs["NUM_CLASSES"] = int(num_classes)
+        table = DATASET_FORMATS.get(p.fmt).categories
+        count = 1 + len(resolve_classes(p.classes, table))
+        classes = (f"preset {p.name} classes ({p.classes})", {"NUM_CLASSES": count})
+    else:
+        classes = ("num_classes argument", {"NUM_CLASSES": int(num_classes)})
+    sources = [(f"preset {p.name}", p.config), classes]
     if inference:
-        attrs.update(p.inference)
-        attrs.update({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1})
-    attrs.update(overrides)
-    cls = type(f"{p.name.capitalize()}Config", (FashionConfig,), attrs)
-    return cls()
+        sources += [
+            (f"preset {p.name} inference", p.inference),
+            ("inference: one image per batch", _ONE_IMAGE),
+        ]
+    sources.append(("override", overrides))
+    return build_config(FashionConfig, *sources)
+
+
+# Matterport's InferenceConfig: one image per batch.
+_ONE_IMAGE = {"GPU_COUNT": 1, "IMAGES_PER_GPU": 1}
 
 
 def inference_config(
@@ -218,8 +235,11 @@ def inference_config(
     """
     if settings is None:
         return make_config(preset, num_classes=num_classes, inference=True, **overrides)
-    attrs = {k: v for k, v in settings.items() if k not in ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")}
-    attrs.update(get_preset(preset).inference)
-    attrs.update({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1, "NUM_CLASSES": int(num_classes)})
-    attrs.update(overrides)
-    return FashionConfig.from_dict(attrs)
+    return build_config(
+        FashionConfig,
+        ("checkpoint", settings_from_plain(FashionConfig, settings)),
+        (f"preset {preset} inference", get_preset(preset).inference),
+        ("inference: one image per batch", _ONE_IMAGE),
+        ("model's classes", {"NUM_CLASSES": int(num_classes)}),
+        ("override", overrides),
+    )

@@ -5,7 +5,7 @@
         --max-per-class "shoe=2" --min-area 50 --kaggle
 
 Writes under --out:
-  overlays/<name>.png     the image with masks, boxes, class names and scores (mrcnn.visualize)
+  overlays/<name>.png     the image with masks, boxes, class names and scores (fashion.overlay)
   label_maps/<name>.png   semantic label map: pixel value = class id (0 background), instances painted in
                           order of increasing confidence so the most confident wins; a palette PNG whose
                           colours are the overlay's class colours
@@ -197,31 +197,13 @@ def save_overlay(
     title: str,
     captions: Sequence[str] | None = None,
 ) -> str:
-    """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG (at most about
-    800 pixels on the longer side). ``captions``: one per instance, replacing "name score" (see
+    """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG, its longer side
+    brought within 512..800 pixels, ``title`` above it (:func:`fashion.overlay.draw_overlay`, the drawing of
+    the service's ``/v1/overlay`` too). ``captions``: one per instance, replacing "name score" (see
     :func:`overlay_captions`). Returns the path."""
-    import matplotlib.pyplot as plt
+    from fashion.overlay import draw_overlay
 
-    from mrcnn import visualize
-
-    height, width = image.shape[:2]
-    scale = 8.0 / max(height, width)
-    fig, ax = plt.subplots(1, figsize=(max(width * scale, 2.0), max(height * scale, 2.0)))
-    try:
-        visualize.display_instances(
-            image,
-            detections["rois"],
-            detections["masks"],
-            detections["class_ids"],
-            class_names,
-            detections["scores"],
-            title=title,
-            ax=ax,
-            save_path=path,
-            captions=captions,
-        )
-    finally:
-        plt.close(fig)
+    draw_overlay(image, detections, class_names, title=title, captions=captions).save(path, format="PNG")
     return path
 
 

@@ -70,11 +70,8 @@ SCHEDULES: dict[str, tuple[Stage, ...]] = {
     ),
     # From scratch (no pretrained backbone), so every layer trains from the start.
     "sample": (Stage("all", "all", 12, 0.01, 0.002, augment=True),),
-    "tiny": (
-        Stage("heads", "heads", 1, 0.001),
-        Stage("all", "all", 2, 0.001, 0.0005, augment=True),
-    ),
 }
+# The tests' "tiny" schedule is added by fashion.testing.
 
 
 def get_schedule(name: str) -> tuple[Stage, ...]:

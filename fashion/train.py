@@ -7,7 +7,8 @@
 The run: index the dataset (class subset, bad rows counted and skipped), hold out --val-split of the images,
 cap/oversample the training images, build the preset's config, print the plan, load weights, train the
 schedule's stages (Keras progress bars; a checkpoint per epoch under <logs>/<name><timestamp>/), then evaluate
-the last checkpoint on the validation images (mAP@50 and mAP@[.5:.95], mrcnn.metrics.compute_ap) and print it.
+the trained weights, in memory, on the validation images with fashion/evaluate.py's code (COCO box and mask AP,
+mAP@50, F1 and the other thesis metrics), print the table and write it to <log folder>/metrics.json.
 
 --weights last resumes the newest run of this config NAME in --logs: it continues in the stage and at the
 epoch where that run stopped, in the same log folder, with the schedule given on the command line (pass the
@@ -20,11 +21,8 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 if __package__ in (None, ""):  # run as a script: make the repository importable, not fashion/ itself
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,10 +35,8 @@ from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
-COCO_IOU_THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # mAP@[.5:.95]
-COCO_HEAD_LAYERS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
 # Left out with the class-specific layers when a checkpoint does not fit: its attributes may differ too.
-ATTRIBUTE_OUTPUT_LAYERS = ["mrcnn_attr_logits"]
+ATTRIBUTE_OUTPUT_LAYERS = ("mrcnn_attr_logits",)
 
 
 class TrainError(CLIError):
@@ -90,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--oversample-min", type=int, help="repeat images of classes with fewer images up to this")
     p.add_argument("--limit", type=int, help="use only the first N images of the dataset")
     p.add_argument("--logs", default=DEFAULT_LOGS, help="log/checkpoint folder (default ./logs)")
-    p.add_argument("--weights-dir", default="weights", help="where coco weights live (default ./weights)")
+    p.add_argument(
+        "--weights-dir",
+        default="weights",
+        help="where downloaded weights (coco, imagenet) live (default ./weights)",
+    )
     p.add_argument("--name", help="config NAME (log folder and checkpoint prefix; default 'fashion')")
     p.add_argument("--eval-limit", type=int, help="evaluate on at most N validation images (default all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the balancing")
@@ -160,34 +160,48 @@ def select_attributes(dataset: Any, spec: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------- weights
-def resolve_weights(choice: str, weights_dir: str) -> str | None:
-    """The file --weights names, downloading COCO's once; None for none/last/imagenet (resolved later).
+def catalogue_entry(choice: str, backbone: Any) -> Any:
+    """The weights catalogue entry (:mod:`mrcnn.catalogue`) --weights names, None for a path, none or last.
+    ``imagenet`` is the ImageNet ResNet of ``backbone``'s depth (ResNet101 for the 101-layer backbones)."""
+    from mrcnn.catalogue import WEIGHTS, imagenet_weights
+
+    if choice == "imagenet":
+        return imagenet_weights(backbone)
+    return WEIGHTS.get(choice) if choice in WEIGHTS else None
+
+
+def resolve_weights(choice: str, weights_dir: str, backbone: Any = "resnet101") -> str | None:
+    """The file --weights names: a path, or a weights catalogue entry (``coco``, ``imagenet``; see
+    :func:`catalogue_entry`) looked for in ``weights_dir`` and the default cache and downloaded once into
+    ``weights_dir``; None for none/last (resolved later). ``backbone``: the run's Config.BACKBONE.
 
     Runs before the model is built, so a failed download stops the run at once. Raises TrainError with advice.
     """
-    if choice in ("none", "last", "imagenet"):
-        return None
-    if choice == "coco":
-        from mrcnn import utils
+    from mrcnn.catalogue import WEIGHTS
 
-        path = os.path.join(weights_dir, "mask_rcnn_coco.h5")
-        if not os.path.exists(path):
-            try:
-                utils.download_trained_weights(path)
-            except Exception as e:  # no network, proxy, wrong size ...
-                raise TrainError(
-                    f"could not download Matterport's COCO weights to {path}: {type(e).__name__}: {e}\n"
-                    "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
-                    f"(or copy mask_rcnn_coco.h5 into {weights_dir} and --weights coco finds it)."
-                ) from e
-        return path
+    if choice in ("none", "last"):
+        return None
+    entry = catalogue_entry(choice, backbone)
+    if entry is not None:
+        try:
+            return entry.fetch(weights_dir)
+        except Exception as e:  # no network, proxy, wrong size ...
+            raise TrainError(
+                f"could not download {entry.description} to {os.path.join(weights_dir, entry.filename)}: "
+                f"{type(e).__name__}: {e}\n"
+                "Offline? Use --weights none to start from scratch, or --weights PATH with a local .h5 "
+                f"(or copy {entry.filename} into {weights_dir} and --weights {choice} finds it)."
+            ) from e
     if not os.path.exists(choice):
-        raise TrainError(f"--weights {choice!r}: no such file (use coco, imagenet, last, none or a path)")
+        known = ", ".join(WEIGHTS)
+        raise TrainError(f"--weights {choice!r}: no such file (use {known}, last, none or a path)")
     return choice
 
 
 def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
     """Loads the weights named by --weights (``path`` from :func:`resolve_weights`); returns a description."""
+    from mrcnn.catalogue import HEAD_LAYERS
+
     if choice == "none":
         return "none (random initialisation)"
     if choice == "last":
@@ -197,16 +211,11 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
             raise TrainError(f"--weights last: {e}. Start a run first (e.g. --weights none).") from e
         model.load_weights(path, by_name=True)
         return f"last checkpoint {path} (resuming after epoch {model.epoch})"
-    if choice == "coco":
-        model.load_weights(path, by_name=True, exclude=COCO_HEAD_LAYERS)
-        return f"COCO {path} (without {', '.join(COCO_HEAD_LAYERS)})"
-    if choice == "imagenet":
-        try:
-            path = model.get_imagenet_weights()
-        except Exception as e:
-            raise TrainError(f"{e}\nUse --weights none or --weights PATH instead.") from e
-        model.load_weights(path, by_name=True)
-        return f"ImageNet ResNet50 {path}"
+    entry = catalogue_entry(choice, model.config.BACKBONE)
+    if entry is not None:
+        exclude = entry.exclude_for(model.config.NUM_CLASSES)
+        model.load_weights(path, by_name=True, exclude=list(exclude))
+        return f"{entry.description} {path}" + (f" (without {', '.join(exclude)})" if exclude else "")
     try:
         model.load_weights(path, by_name=True)
         return f"{path}"
@@ -215,50 +224,28 @@ def load_initial_weights(model: Any, choice: str, path: str | None) -> str:
     except ValueError as e:
         # Usually another class (or attribute) count: load everything but the class-specific heads.
         print(f"Note: {e}\n      loading {path} without the class- and attribute-specific layers instead")
-        excluded = COCO_HEAD_LAYERS + ATTRIBUTE_OUTPUT_LAYERS
+        excluded = [*HEAD_LAYERS, *ATTRIBUTE_OUTPUT_LAYERS]
         model.load_weights(path, by_name=True, exclude=excluded)
         return f"{path} (without {', '.join(excluded)})"
 
 
 # --------------------------------------------------------------------------------------------- evaluation
-def evaluate(model: Any, config: Any, dataset: Any, limit: int | None = None, verbose: bool = True) -> dict:
-    """mAP@50 and mAP@[.5:.95] of ``model`` (inference mode) over ``dataset``'s images (mask IoU), as
-    Matterport's notebooks compute it: the mean over images of each image's AP from mrcnn.metrics.compute_ap.
-    Also, per class, the mean AP@50 of the images that contain it.
+def evaluate_trained(
+    model: Any, inference_config: Any, dataset: Any, limit: int | None = None, verbose: bool = True
+) -> dict:
+    """fashion/evaluate.py's evaluation (:func:`fashion.evaluate.evaluate_model`: COCO box and mask AP, the
+    thesis metrics, ...) of the training ``model``'s current weights, copied in memory into an inference model
+    of ``inference_config`` (nothing is reloaded from disk), on the first ``limit`` images of ``dataset``.
 
-    Crowd instances (negative ids) are left out of the ground truth. Images whose instances all vanish at
-    the model's image size are skipped.
+    Returns fashion/evaluate.py's JSON structure: ``summary`` (the headline numbers, flat) and the detail.
     """
-    from mrcnn.metrics import compute_ap_per_threshold
-    from mrcnn.model import load_image_gt
+    from fashion.evaluate import evaluate_model, summary
 
-    ids = list(dataset.image_ids)[: limit or None]
-    aps50, aps, per_class = [], [], {}
-    start = time.time()
-    for n, image_id in enumerate(ids, 1):
-        image, _, gt_class_ids, gt_boxes, gt_masks = load_image_gt(dataset, config, image_id)
-        keep = gt_class_ids > 0
-        gt_class_ids, gt_boxes, gt_masks = gt_class_ids[keep], gt_boxes[keep], gt_masks[:, :, keep]
-        if not len(gt_class_ids):
-            continue
-        r = model.detect([image], verbose=0)[0]
-        args = (gt_boxes, gt_class_ids, gt_masks, r["rois"], r["class_ids"], r["scores"], r["masks"])
-        per_threshold = compute_ap_per_threshold(*args, iou_thresholds=COCO_IOU_THRESHOLDS)  # 0.5 first
-        ap50 = float(per_threshold[0])
-        aps50.append(ap50)
-        aps.append(float(np.mean(per_threshold)))
-        for c in set(gt_class_ids.tolist()):
-            per_class.setdefault(c, []).append(ap50)
-        if verbose and (n % 10 == 0 or n == len(ids)):
-            print(f"  evaluated {n}/{len(ids)} images ({time.time() - start:.0f} s)", flush=True)
-    return {
-        "images": len(aps50),
-        "mAP50": float(np.mean(aps50)) if aps50 else float("nan"),
-        "mAP50_95": float(np.mean(aps)) if aps else float("nan"),
-        "mAP50_of_images_with_class": {
-            dataset.class_info[c]["name"]: float(np.mean(v)) for c, v in sorted(per_class.items())
-        },
-    }
+    inference_model = model.for_inference(inference_config)
+    if limit:
+        dataset = dataset.subset(list(dataset.image_ids)[:limit])
+    result, skipped = evaluate_model(inference_model, dataset, progress=verbose)
+    return {"summary": summary(result), **result, "skipped_images": skipped}
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -331,8 +318,11 @@ def _run(args: argparse.Namespace) -> int:
         overrides["VALIDATION_STEPS"] = args.validation_steps
     if args.name:
         overrides["NAME"] = args.name
-    max_dim = int(make_config(args.preset, **overrides).IMAGE_MAX_DIM)
-    weights_path = resolve_weights(args.weights, args.weights_dir)  # before anything slow
+    preset_config = make_config(args.preset, **overrides)
+    max_dim = int(preset_config.IMAGE_MAX_DIM)
+    weights_path = resolve_weights(
+        args.weights, args.weights_dir, preset_config.BACKBONE
+    )  # before anything slow
 
     dataset, train, val = prepare_data(args, preset, max_dim)
     overrides["NUM_ATTRIBUTES"] = dataset.num_attributes
@@ -396,21 +386,28 @@ def _run(args: argparse.Namespace) -> int:
     if not val.num_images:
         print(f"No validation images (--val-split {args.val_split}): skipping evaluation. Last: {checkpoint}")
         return 0
-    print(f"\nEvaluating {checkpoint} on {len(val.image_info)} validation images ...")
-    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
-    inference_model = MaskRCNN(mode="inference", config=inference_config, model_dir=args.logs)
-    inference_model.load_weights(checkpoint, by_name=True)
-    metrics = evaluate(inference_model, inference_config, val, limit=args.eval_limit)
-    metrics["checkpoint"] = checkpoint
-    with open(os.path.join(model.log_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=1)
     print(
-        f"Validation ({metrics['images']} images): mAP@50 = {metrics['mAP50']:.3f}, "
-        f"mAP@[.5:.95] = {metrics['mAP50_95']:.3f}"
+        f"\nEvaluating the trained weights (epoch {model.epoch}) on {len(val.image_info)} validation images ..."
     )
-    for name, ap in metrics["mAP50_of_images_with_class"].items():
-        print(f"  mAP@50 of the images with {name:<30} {ap:.3f}")
+    inference_config = make_config(args.preset, num_classes=dataset.num_classes, inference=True, **overrides)
+    metrics = evaluate_trained(
+        model, inference_config, val, limit=args.eval_limit, verbose=bool(args.progress)
+    )
+    metrics["checkpoint"] = checkpoint
+    from fashion.evaluation import format_table, write_json
+
+    print(format_table(metrics))
+    path = write_json(metrics, os.path.join(model.log_dir, "metrics.json"))
+    headline = metrics["summary"]
+    print(
+        f"Validation ({metrics['num_images']} images): mask AP = {_number(headline['mask_AP'])}, "
+        f"mAP@50 = {_number(headline['mAP50'])}; all metrics in {path}"
+    )
     return 0
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -11,6 +11,14 @@ Subclass :class:`Config` and override class attributes, exactly as with Matterpo
 The derived values (``BATCH_SIZE``, ``IMAGE_SHAPE``, ``IMAGE_META_SIZE``) are computed in ``__init__`` and
 the whole configuration is validated there, so a bad setting fails when the config is made, not an hour into
 training. ``to_dict``/``to_json``/``from_json`` give the round trip every training run uses to record its config.
+
+Settings given as data (a preset's table, command-line overrides, a checkpoint's recorded settings) become a
+config through one function, :func:`build_config`, which records where each setting came from::
+
+    config = build_config(Config, ("preset sample", {"BACKBONE": "small"}), ("--name", {"NAME": "run1"}))
+    config.origin("NAME")        # "--name"
+    config.origin("LEARNING_RATE")   # "class Config"
+    print(config.describe())     # every setting, its value and its origin
 """
 
 from __future__ import annotations
@@ -18,12 +26,13 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
-KNOWN_BACKBONES = ("resnet50", "resnet101", "se_resnet50", "se_resnet101", "small")
+from mrcnn.modeling.registry import BACKBONES
+
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
@@ -50,9 +59,9 @@ class Config:
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
 
-    # "resnet50", "resnet101", "se_resnet50", "se_resnet101", "small" (a CPU demo CNN, no pretrained weights),
-    # or a callable
-    # f(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5].
+    # A registered backbone name: "resnet50", "resnet101", "se_resnet50", "se_resnet101", "small" (a CPU
+    # demo CNN, no pretrained weights) or one added with mrcnn.modeling.registry.register_backbone; or a
+    # callable f(input_image, stage5=True, train_bn=...) -> [C1, C2, C3, C4, C5].
     BACKBONE: str | Callable = "resnet101"
 
     # With a callable BACKBONE: f(image_shape) -> [levels, (height, width)] of the feature maps.
@@ -176,7 +185,11 @@ class Config:
     # losses and the model's outputs stay float32. Weights are float32 either way.
     MIXED_PRECISION: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
+        """settings: ``NAME=value`` pairs that override the class's settings for this instance
+        (``Config(NUM_CLASSES=3)``); :meth:`origin` reports them as set by "argument"."""
+        if settings:
+            self._set_settings(settings, "argument")
         # A plain function assigned as a class attribute would bind to the instance; keep it unbound.
         for name in ("BACKBONE", "COMPUTE_BACKBONE_SHAPE"):
             value = getattr(self, name)
@@ -206,9 +219,10 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if not callable(self.BACKBONE) and self.BACKBONE not in KNOWN_BACKBONES:
+        if not callable(self.BACKBONE) and self.BACKBONE not in BACKBONES:
             raise ConfigError(
-                f"BACKBONE must be one of {KNOWN_BACKBONES} or a callable, got {self.BACKBONE!r}"
+                f"BACKBONE must be a registered backbone ({', '.join(BACKBONES)}) or a callable, got "
+                f"{self.BACKBONE!r}; register your own with mrcnn.modeling.registry.register_backbone"
             )
         if callable(self.BACKBONE) and self.COMPUTE_BACKBONE_SHAPE is None:
             raise ConfigError("a callable BACKBONE needs COMPUTE_BACKBONE_SHAPE(image_shape) as well")
@@ -318,25 +332,49 @@ class Config:
         return cls.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Make a config whose settings are ``data`` (as produced by :meth:`to_dict`)."""
-        defaults = {name for name in dir(cls) if name.isupper()}
-        attrs = {}
-        for key, value in data.items():
+    def from_dict(cls, data: dict[str, Any], source: str = "saved settings") -> Config:
+        """Make a config whose settings are ``data`` (as produced by :meth:`to_dict`; derived values are
+        recomputed). JSON's lists become the class default's type (tuple, numpy array); a callable default
+        stored by name is kept. ``source``: what :meth:`origin` reports for these settings."""
+        return build_config(cls, (source, settings_from_plain(cls, data)))
+
+    # -- where settings come from ------------------------------------------------------------------------
+
+    def _set_settings(self, settings: Mapping[str, Any], source: str) -> None:
+        """Set each setting on this instance (before ``__init__`` derives and validates), recording
+        ``source`` as its origin. Raises ConfigError for a name the class has no setting for."""
+        cls = type(self)
+        origins = self.__dict__.setdefault("_origins", {})
+        for key, value in settings.items():
             if key in _DERIVED:
-                continue
-            if key not in defaults:
-                raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
-            default = getattr(cls, key)
-            if isinstance(default, np.ndarray):
-                value = np.array(value, dtype=default.dtype)
-            elif isinstance(default, tuple) and isinstance(value, list):
-                value = tuple(value)
-            elif callable(default) and isinstance(value, str):
-                continue
-            attrs[key] = value
-        restored = type(cls.__name__, (cls,), attrs)
-        return restored()
+                raise ConfigError(
+                    f"{key} is derived (from IMAGES_PER_GPU and GPU_COUNT, the image size settings or "
+                    "NUM_CLASSES) and cannot be set"
+                )
+            if not (isinstance(key, str) and key.isupper() and hasattr(cls, key)):
+                raise ConfigError(f"unknown setting {key!r} for {cls.__name__} (from {source})")
+            setattr(self, key, value)
+            origins[key] = source
+
+    def origin(self, name: str) -> str:
+        """Where setting ``name``'s value comes from: the source that set it (a preset, an override, a
+        checkpoint, ... as :func:`build_config` was told; "argument" for ``Config(NAME=value)``), "derived"
+        for BATCH_SIZE, IMAGE_SHAPE and IMAGE_META_SIZE, else "class X" for the class that defines it."""
+        if name in _DERIVED:
+            return "derived"
+        origins = self.__dict__.get("_origins", {})
+        if name in origins:
+            return origins[name]
+        for klass in type(self).__mro__:
+            if name in vars(klass):
+                return f"class {klass.__name__}"
+        raise ConfigError(f"unknown setting {name!r} for {type(self).__name__}")
+
+    def describe(self) -> str:
+        """Every setting, its value and where it comes from (:meth:`origin`), one per line."""
+        return "\n".join(
+            f"{key:30} {value!s:40} [{self.origin(key)}]" for key, value in self.to_dict().items()
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} NAME={self.NAME!r} BACKBONE={self.BACKBONE!r} NUM_CLASSES={self.NUM_CLASSES}>"
@@ -344,6 +382,48 @@ class Config:
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+
+
+C = TypeVar("C", bound=Config)
+
+
+def build_config(base: type[C], *sources: tuple[str, Mapping[str, Any]]) -> C:
+    """The one way this package makes a config from data: an instance of ``base`` whose settings are the
+    class's, then each source's in order (later sources win), derived values computed and validated.
+
+    sources: ``(label, {SETTING: value})`` pairs, e.g. ``("preset sample", {...})``, ``("--steps-per-epoch",
+        {"STEPS_PER_EPOCH": 7})``; the label is what ``config.origin(SETTING)`` reports.
+
+    Unlike a class made at run time, the result is a plain ``base`` instance whose settings say where they
+    come from (:meth:`Config.origin`, :meth:`Config.describe`). Raises ConfigError for an unknown setting or
+    a configuration that cannot work.
+    """
+    config = base.__new__(base)
+    for label, settings in sources:
+        config._set_settings(settings, label)
+    config.__init__()
+    return config
+
+
+def settings_from_plain(cls: type[Config], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings read back from JSON-like ``data`` (:meth:`Config.to_dict`'s output) in ``cls``'s types: lists
+    become tuples or numpy arrays where the class default is one; derived values and callables stored by name
+    are dropped. Raises ConfigError for a name ``cls`` has no setting for."""
+    out = {}
+    for key, value in data.items():
+        if key in _DERIVED:
+            continue
+        if not (isinstance(key, str) and key.isupper() and hasattr(cls, key)):
+            raise ConfigError(f"unknown setting {key!r} for {cls.__name__}")
+        default = getattr(cls, key)
+        if isinstance(default, np.ndarray):
+            value = np.array(value, dtype=default.dtype)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        elif callable(default) and isinstance(value, str):
+            continue
+        out[key] = value
+    return out
 
 
 def _to_plain(value: Any) -> Any:

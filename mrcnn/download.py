@@ -1,4 +1,6 @@
-"""Download of Matterport's COCO-trained Mask R-CNN weights, safely.
+"""Download of published weight files (Matterport's COCO-trained Mask R-CNN by default), safely.
+
+What is published where is the weights catalogue, :mod:`mrcnn.catalogue`.
 
 The file is streamed to ``<path>.part``, checked (size, optional SHA-256) and only then renamed into place,
 so an interrupted or corrupt download never leaves a file that looks like valid weights.
@@ -13,17 +15,20 @@ import urllib.request
 
 from tqdm import tqdm
 
+from mrcnn.catalogue import COCO
+
 __all__ = [
     "COCO_MODEL_URL",
     "COCO_MODEL_SIZE",
     "WeightsDownloadError",
     "WeightsConnectionError",
     "download_trained_weights",
+    "file_digest",
 ]
 
-COCO_MODEL_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
-# Size in bytes of the published mask_rcnn_coco.h5.
-COCO_MODEL_SIZE = 257557808
+# Matterport's names for the COCO entry of the weights catalogue (mrcnn.catalogue).
+COCO_MODEL_URL = COCO.url
+COCO_MODEL_SIZE = COCO.size  # bytes
 
 _CHUNK_BYTES = 1 << 20
 
@@ -43,6 +48,7 @@ def download_trained_weights(
     expected_size: int | None = COCO_MODEL_SIZE,
     sha256: str | None = None,
     timeout: float = 60.0,
+    md5: str | None = None,
 ) -> str:
     """Download COCO-trained weights to ``coco_model_path`` unless a good copy is already there.
 
@@ -53,6 +59,7 @@ def download_trained_weights(
         expected_size: size in bytes the file must have; None skips the check (set it to None or the right
             size when ``url`` is not the COCO weights).
         sha256: hex digest the file must have; None skips the check.
+        md5: the same for an MD5 digest (what Keras publishes for its weight files).
         timeout: seconds to wait on the connection before giving up.
 
     Returns:
@@ -65,7 +72,8 @@ def download_trained_weights(
         (an existing file there is not touched).
     """
     path = os.fspath(coco_model_path)
-    if _is_complete(path, expected_size, sha256):
+    digests = {name: value for name, value in (("sha256", sha256), ("md5", md5)) if value is not None}
+    if _is_complete(path, expected_size, digests):
         if verbose > 0:
             print(f"Pretrained model already at {path}")
         return path
@@ -77,7 +85,7 @@ def download_trained_weights(
         print(f"Downloading pretrained model to {path} ...")
     try:
         _stream(url, part, expected_size, verbose, timeout)
-        _verify(part, url, path, expected_size, sha256)
+        _verify(part, url, path, expected_size, digests)
         os.replace(part, path)
     except BaseException:
         if os.path.exists(part):
@@ -110,7 +118,7 @@ def _stream(url: str, part: str, expected_size: int | None, verbose: int, timeou
                 bar.update(len(chunk))
 
 
-def _verify(part: str, url: str, path: str, expected_size: int | None, sha256: str | None) -> None:
+def _verify(part: str, url: str, path: str, expected_size: int | None, digests: dict[str, str]) -> None:
     size = os.path.getsize(part)
     if expected_size is not None and size != expected_size:
         raise WeightsDownloadError(
@@ -118,25 +126,26 @@ def _verify(part: str, url: str, path: str, expected_size: int | None, sha256: s
             f"or not the right file. Nothing was saved. Try again, or download the file yourself and place "
             f"it at {path}, or use another weights option."
         )
-    if sha256 is not None:
-        digest = _sha256(part)
-        if digest.lower() != sha256.lower():
+    for algorithm, expected in digests.items():
+        digest = file_digest(part, algorithm)
+        if digest.lower() != expected.lower():
             raise WeightsDownloadError(
-                f"Checksum mismatch for {url}: got sha256 {digest}, expected {sha256}. Nothing was saved. "
-                f"Download the file yourself and place it at {path}, or use another weights option."
+                f"Checksum mismatch for {url}: got {algorithm} {digest}, expected {expected}. Nothing was "
+                f"saved. Download the file yourself and place it at {path}, or use another weights option."
             )
 
 
-def _is_complete(path: str, expected_size: int | None, sha256: str | None) -> bool:
+def _is_complete(path: str, expected_size: int | None, digests: dict[str, str]) -> bool:
     if not os.path.isfile(path):
         return False
     if expected_size is not None and os.path.getsize(path) != expected_size:
         return False
-    return sha256 is None or _sha256(path).lower() == sha256.lower()
+    return all(file_digest(path, a).lower() == v.lower() for a, v in digests.items())
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str, algorithm: str = "sha256") -> str:
+    """Hex digest of the file at ``path`` (``algorithm``: a :mod:`hashlib` name, e.g. "sha256", "md5")."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(_CHUNK_BYTES), b""):
             digest.update(block)

@@ -9,6 +9,8 @@ Matterport's signature and meaning (see ``_MATTERPORT_NAMES`` and :mod:`mrcnn.ma
 
 from __future__ import annotations
 
+import collections
+import copy
 import datetime
 import importlib
 import logging
@@ -21,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.attributes import attributes_above
+from mrcnn.catalogue import IMAGENET_RESNET50, WeightsFile
 from mrcnn.config import Config
 from mrcnn.data.ground_truth import build_rpn_targets, load_image_gt  # noqa: F401  (Matterport re-exports)
 from mrcnn.data.image_meta import compose_image_meta, parse_image_meta  # noqa: F401
@@ -43,20 +46,25 @@ from mrcnn.training import (
     make_strategy,
     set_trainable,
 )
-from mrcnn.weights import load_weights_h5, save_weights_h5
+from mrcnn.weights import copy_weights, load_weights_h5, save_weights_h5
 
-# ResNet50 ImageNet weights in Matterport's layer names (the keras-applications release Matterport used).
-IMAGENET_RESNET50_URL = (
-    "https://github.com/fchollet/deep-learning-models/releases/download/v0.2/"
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-)
-IMAGENET_RESNET50_MD5 = "a268eb855778b3df3c7506639542a6af"
+# The ImageNet ResNet50 entry of the weights catalogue (mrcnn.catalogue), under its former names.
+IMAGENET_RESNET50_URL = IMAGENET_RESNET50.url
+IMAGENET_RESNET50_MD5 = IMAGENET_RESNET50.md5
 
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT_RE = re.compile(
     r".*[/\\][\w-]+(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})[/\\]mask\_rcnn\_[\w-]+(\d{4})\.h5$"
 )
+
+
+def _input_tensors(tensor) -> list:
+    """The tensors the layer call that made ``tensor`` took (none for a model input or a plain tensor)."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return []
+    return list(history.operation._inbound_nodes[history.node_index].input_tensors)
 
 
 class MaskRCNN:
@@ -114,11 +122,35 @@ class MaskRCNN:
         return self._anchor_cache[key]
 
     def ancestor(self, tensor, name, checked=None):
-        """Not needed in Keras 3 graphs; kept for API parity. Always returns None."""
+        """The nearest tensor upstream of ``tensor`` (a symbolic tensor of this model's graph, e.g.
+        ``model.keras_model.get_layer("mrcnn_detection").output``) made by a layer whose name fully matches
+        the regular expression ``name``; None when there is none.
+
+        Keras 3 numbers its tensors (``keras_tensor_12``), so where Matterport matched TensorFlow tensor names
+        this matches the producing layer's name (``"ROI"``, ``"rpn_class.*"``). ``checked``: tensors not to
+        search (Matterport's internal list); normally left out.
+        """
+        pattern = re.compile(name) if isinstance(name, str) else name
+        seen = {id(t) for t in checked or ()}
+        frontier = collections.deque(_input_tensors(tensor))
+        while frontier:  # breadth first: the nearest match wins
+            current = frontier.popleft()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            history = getattr(current, "_keras_history", None)
+            if history is None:
+                continue
+            if pattern.fullmatch(history.operation.name):
+                return current
+            frontier.extend(_input_tensors(current))
         return None
 
     def find_trainable_layer(self, layer):
-        """Return ``layer`` itself (Keras 3 has no TimeDistributed wrappers in this graph)."""
+        """The layer holding ``layer``'s weights: the wrapped layer of a ``TimeDistributed`` (or any other
+        ``keras.layers.Wrapper``), unwrapped as deep as it goes; ``layer`` itself otherwise."""
+        while isinstance(layer, keras.layers.Wrapper):
+            layer = layer.layer
         return layer
 
     def get_trainable_layers(self) -> list:
@@ -136,18 +168,33 @@ class MaskRCNN:
         return found
 
     def set_trainable(self, layer_regex_or_group: str, keras_model=None, indent=0, verbose=1) -> list[str]:
-        """Freeze every weighted layer except those matching a group name or regex. Returns the trainable names."""
-        return set_trainable(keras_model or self.keras_model, layer_regex_or_group, verbose=verbose)
+        """Freeze every weighted layer except those matching a group name or regex. Returns the trainable names.
+
+        verbose > 0 prints each layer's state, ``indent`` spaces in (nested models 4 more).
+        """
+        return set_trainable(
+            keras_model or self.keras_model, layer_regex_or_group, verbose=verbose, indent=indent
+        )
 
     # -- weights and log folders ---------------------------------------------------------------------------
 
-    def load_weights(self, filepath: str, by_name: bool = False, exclude: Sequence[str] | None = None):
+    def load_weights(
+        self, filepath: str | WeightsFile, by_name: bool = False, exclude: Sequence[str] | None = None
+    ):
         """Load a Keras-2 layout ``.h5`` (Matterport's files or ours).
+
+        ``filepath`` may also be an entry of the weights catalogue (``mrcnn.catalogue.get_weights("coco")``):
+        it is fetched (cached, downloaded once) and, unless ``exclude`` is given, the class-specific heads
+        are left out when this model's NUM_CLASSES differs from the file's.
 
         ``by_name`` matches layers by name (the nested RPN included) and skips layers absent from the file;
         ``exclude`` lists layer names never loaded. A shape mismatch in a loaded layer raises an error naming
         the layer and both shapes, and leaves the model untouched. Returns the load report.
         """
+        if isinstance(filepath, WeightsFile):
+            if exclude is None:
+                exclude = filepath.exclude_for(self.config.NUM_CLASSES)
+            filepath = filepath.fetch()
         report = load_weights_h5(self.keras_model, filepath, by_name=by_name, exclude=exclude)
         self.checkpoint_metadata = metadata = read_metadata(filepath)
         excluded = {exclude} if isinstance(exclude, str) else set(exclude or ())
@@ -205,6 +252,24 @@ class MaskRCNN:
         """Save weights in Matterport's Keras-2 ``.h5`` layout (atomically), with the checkpoint metadata."""
         save_weights_h5(self.keras_model, filepath, metadata=self.metadata(epoch=self.epoch or None))
 
+    def for_inference(self, config: Config | None = None, model_dir: str | None = None) -> MaskRCNN:
+        """An inference model with this model's current weights, copied in memory (no file written or read),
+        and its class names and checkpoint fields. ``config``: the inference config (default: this model's
+        settings with one image per batch); its layers with weights must match this model's.
+        """
+        if config is None:
+            config = copy.copy(self.config)
+            config.__dict__["_origins"] = dict(self.config.__dict__.get("_origins", {}))
+            config._set_settings({"GPU_COUNT": 1, "IMAGES_PER_GPU": 1}, "for_inference")
+            config.__init__()  # derived values and checks again
+        model = type(self)("inference", config, model_dir or self.model_dir)
+        copy_weights(self.keras_model, model.keras_model)
+        model.class_names = None if self.class_names is None else list(self.class_names)
+        model.class_source_ids = self.class_source_ids
+        model.checkpoint_fields = dict(self.checkpoint_fields)
+        model.epoch = self.epoch
+        return model
+
     @classmethod
     def from_checkpoint(
         cls, filepath: str, mode: str = "inference", model_dir: str = "logs", config_class=None, **overrides
@@ -232,19 +297,13 @@ class MaskRCNN:
         return model
 
     def get_imagenet_weights(self) -> str:
-        """Download (once, cached by Keras) ResNet50 ImageNet weights in Matterport's layer names."""
-        try:
-            return keras.utils.get_file(
-                "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                IMAGENET_RESNET50_URL,
-                cache_subdir="models",
-                file_hash=IMAGENET_RESNET50_MD5,
-            )
-        except Exception as error:  # network errors come in several types
-            raise ConnectionError(
-                f"could not download the ImageNet ResNet50 weights from {IMAGENET_RESNET50_URL} ({error}). "
-                "Download the file by hand and pass its path to load_weights(), or train from scratch."
-            ) from error
+        """Path of the ResNet50 ImageNet weights in Matterport's layer names, downloaded once (checked against
+        the catalogue's MD5) into Keras' cache, ``~/.keras/models`` (see :mod:`mrcnn.catalogue`).
+
+        Raises :class:`mrcnn.download.WeightsConnectionError` (a ConnectionError) offline; its message says
+        where to put a copy made elsewhere.
+        """
+        return IMAGENET_RESNET50.fetch(verbose=0)
 
     def find_last(self) -> str:
         """Path of the last checkpoint of the newest training run of this config's NAME in model_dir."""

@@ -50,7 +50,12 @@ TINY_SETTINGS = dict(
 
 
 def tiny_config(**overrides):
-    """A :class:`mrcnn.config.Config` with :data:`TINY_SETTINGS`, changed by ``overrides`` (setting=value)."""
-    from mrcnn.config import Config
+    """A :class:`mrcnn.config.Config` with :data:`TINY_SETTINGS`, changed by ``overrides`` (setting=value).
 
-    return type("TinyConfig", (Config,), {**TINY_SETTINGS, **overrides})()
+    ``config.origin(name)`` says "mrcnn.testing.TINY_SETTINGS" or "tiny_config override" for those settings.
+    """
+    from mrcnn.config import Config, build_config
+
+    return build_config(
+        Config, ("mrcnn.testing.TINY_SETTINGS", TINY_SETTINGS), ("tiny_config override", overrides)
+    )

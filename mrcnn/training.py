@@ -42,20 +42,23 @@ def layer_regex(layers: str) -> str:
     return LAYER_REGEX.get(layers, layers)
 
 
-def set_trainable(model: keras.Model, layers: str, verbose: int = 0) -> list[str]:
+def set_trainable(model: keras.Model, layers: str, verbose: int = 0, indent: int = 0) -> list[str]:
     """Make the weighted layers whose names fully match ``layers`` trainable and freeze the rest.
 
     Nested models (the RPN) are walked into, so their inner layers match on their own names.
+    verbose > 0 prints each layer's state, ``indent`` spaces in, a nested model's layers 4 spaces further.
     Returns the names of the trainable layers.
     """
     pattern = re.compile(layer_regex(layers))
     trainable = []
 
-    def visit(container):
+    def visit(container, pad: str):
         for layer in container.layers:
             if isinstance(layer, keras.Model):
                 layer.trainable = True
-                visit(layer)
+                if verbose > 0:
+                    print(f"{pad}In model: {layer.name}")
+                visit(layer, pad + "    ")
                 continue
             if not layer.weights:
                 continue
@@ -64,9 +67,9 @@ def set_trainable(model: keras.Model, layers: str, verbose: int = 0) -> list[str
             if on:
                 trainable.append(layer.name)
             if verbose > 0:
-                print(f"{'training' if on else 'frozen  '}  {layer.name:30} ({type(layer).__name__})")
+                print(f"{pad}{'training' if on else 'frozen  '}  {layer.name:30} ({type(layer).__name__})")
 
-    visit(model)
+    visit(model, " " * indent)
     return trainable
 
 

@@ -119,6 +119,36 @@ def weighted_layer_groups(model: keras.Model) -> list[tuple[str, list[tuple[str,
     return groups
 
 
+def copy_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy the weights of ``target``'s layers from ``source``'s layers of the same names, in memory (e.g. a
+    training model's into an inference model of the same config: the layers with weights are the same).
+
+    Layers are matched as the ``.h5`` files match them (:func:`weighted_layer_groups`: top-level layers,
+    the nested RPN as one group). Returns the names of the layers copied. Raises WeightsMismatchError, with
+    ``target`` untouched, when ``source`` lacks one of ``target``'s layers or a weight's shape differs.
+    """
+    available = dict(weighted_layer_groups(source))
+    pairs = []
+    for name, weights in weighted_layer_groups(target):
+        if name not in available:
+            raise WeightsMismatchError(
+                f"layer {name!r} has weights in the target model but not in the source"
+            )
+        theirs = dict(available[name])
+        for weight_name, variable in weights:
+            other = theirs.get(weight_name)
+            if other is None or tuple(other.shape) != tuple(variable.shape):
+                found = "missing" if other is None else tuple(other.shape)
+                raise WeightsMismatchError(
+                    f"layer {name!r}: weight {weight_name} is {tuple(variable.shape)} in the target model, "
+                    f"{found} in the source"
+                )
+            pairs.append((variable, other))
+    for variable, other in pairs:
+        variable.assign(np.asarray(other.numpy(), dtype=variable.dtype))
+    return [name for name, _ in weighted_layer_groups(target)]
+
+
 # --- HDF5 attribute helpers ---------------------------------------------------------------------------
 
 

@@ -1,9 +1,13 @@
-"""ResNet backbones (Matterport layout) with optional squeeze-and-excitation blocks.
+"""ResNet backbones (Matterport layout) with optional squeeze-and-excitation blocks, and a small CPU CNN.
 
 Layer names follow Matterport / the original Caffe ResNet: ``conv1``, ``bn_conv1``,
 ``res{stage}{block}_branch2a|2b|2c``, ``res{stage}{block}_branch1`` (projection shortcut) and ``bn...`` for
 their batch norms, so COCO/ImageNet weights load by name. SE variants add ``res{stage}{block}_se_*`` layers
 that no Matterport file contains.
+
+Each backbone is a builder ``f(input_image, stage5=True, train_bn=True) -> [C1, C2, C3, C4, C5]`` named as in
+the backbone registry (:mod:`mrcnn.modeling.registry`, which lists them); :func:`build_backbone` looks
+``Config.BACKBONE`` up there.
 """
 
 from __future__ import annotations
@@ -13,14 +17,22 @@ from collections.abc import Callable, Sequence
 from keras import layers as KL
 
 from mrcnn.modeling.layers import BatchNorm, FastConv2D
+from mrcnn.modeling.registry import BACKBONES, register_backbone
 
-# architecture -> (number of blocks in stage 4, squeeze-and-excitation)
-ARCHITECTURES = {
-    "resnet50": (6, False),
-    "resnet101": (23, False),
-    "se_resnet50": (6, True),
-    "se_resnet101": (23, True),
-}
+__all__ = [
+    "build_backbone",
+    "conv_block",
+    "identity_block",
+    "register_backbone",
+    "resnet101",
+    "resnet50",
+    "resnet_graph",
+    "se_resnet101",
+    "se_resnet50",
+    "small",
+    "small_cnn_graph",
+]
+
 SE_REDUCTION = 16
 
 
@@ -100,18 +112,13 @@ def conv_block(
     return KL.Activation("relu", name="res" + prefix + "_out")(x)
 
 
-def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: bool = True) -> list:
-    """Build a ResNet on ``input_image`` [B, H, W, C].
+def _resnet(input_image, stage4_blocks: int, se: bool, stage5: bool, train_bn: bool) -> list:
+    """A ResNet of 3, 4, ``stage4_blocks``, 3 bottleneck blocks (50 layers: 6, 101 layers: 23) on
+    ``input_image`` [B, H, W, C], squeeze-and-excitation blocks when ``se``.
 
-    architecture: one of ``ARCHITECTURES`` ("resnet50", "resnet101", "se_resnet50", "se_resnet101").
     Returns [C1, C2, C3, C4, C5] with strides 4, 4, 8, 16, 32 and 64, 256, 512, 1024, 2048 channels;
     C5 is None when ``stage5`` is False.
     """
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"Unknown backbone architecture {architecture!r}; choose one of: {', '.join(ARCHITECTURES)}"
-        )
-    stage4_blocks, se = ARCHITECTURES[architecture]
     # Stage 1
     x = KL.ZeroPadding2D((3, 3))(input_image)
     x = FastConv2D(64, (7, 7), strides=(2, 2), name="conv1", use_bias=True)(x)
@@ -141,6 +148,36 @@ def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: 
     return [C1, C2, C3, C4, C5]
 
 
+def resnet50(input_image, stage5: bool = True, train_bn: bool = True) -> list:
+    """ResNet-50 (3, 4, 6, 3 blocks); see :func:`_resnet` for the outputs."""
+    return _resnet(input_image, 6, False, stage5, train_bn)
+
+
+def resnet101(input_image, stage5: bool = True, train_bn: bool = True) -> list:
+    """ResNet-101 (3, 4, 23, 3 blocks); see :func:`_resnet` for the outputs."""
+    return _resnet(input_image, 23, False, stage5, train_bn)
+
+
+def se_resnet50(input_image, stage5: bool = True, train_bn: bool = True) -> list:
+    """ResNet-50 with a squeeze-and-excitation block in every residual block."""
+    return _resnet(input_image, 6, True, stage5, train_bn)
+
+
+def se_resnet101(input_image, stage5: bool = True, train_bn: bool = True) -> list:
+    """ResNet-101 with a squeeze-and-excitation block in every residual block."""
+    return _resnet(input_image, 23, True, stage5, train_bn)
+
+
+def resnet_graph(input_image, architecture: str, stage5: bool = True, train_bn: bool = True) -> list:
+    """Build the registered backbone ``architecture`` ("resnet50", "resnet101", "se_resnet50",
+    "se_resnet101", or any other name in :data:`mrcnn.modeling.registry.BACKBONES`) on ``input_image``.
+
+    Returns [C1, C2, C3, C4, C5]; C5 is None when ``stage5`` is False. An unknown name raises
+    :class:`mrcnn.registry.UnknownNameError` (a ValueError) listing the known ones.
+    """
+    return list(BACKBONES.get(architecture)(input_image, stage5=stage5, train_bn=train_bn))
+
+
 SMALL_WIDTHS = (16, 32, 64, 96, 128)
 
 
@@ -165,18 +202,21 @@ def small_cnn_graph(input_image, stage5: bool = True, train_bn: bool = True, wid
     return outputs
 
 
+def small(input_image, stage5: bool = True, train_bn: bool = True) -> list:
+    """The ``"small"`` backbone: :func:`small_cnn_graph` at its default widths."""
+    return small_cnn_graph(input_image, stage5=stage5, train_bn=train_bn)
+
+
 def build_backbone(
     input_image, backbone: str | Callable = "resnet101", stage5: bool = True, train_bn: bool = True
 ) -> list:
     """[C1..C5] of ``backbone`` (Config.BACKBONE) on ``input_image`` [B, H, W, C].
 
-    backbone: "small", a ResNet architecture name (see ``ARCHITECTURES``), or a callable
+    backbone: a registered name (see :mod:`mrcnn.modeling.registry`: "resnet50", "resnet101", "se_resnet50",
+        "se_resnet101", "small" and any registered with ``register_backbone``), or a callable
         ``f(input_image, stage5=..., train_bn=...) -> [C1, C2, C3, C4, C5]``. A model built with a callable
         saves to ``.keras`` when the layers it creates are Keras' own or registered serialisable classes.
     stage5: build the last stage (C5 is None otherwise). train_bn: see :class:`BatchNorm` (Config.TRAIN_BN).
     """
-    if callable(backbone):
-        return list(backbone(input_image, stage5=stage5, train_bn=train_bn))
-    if backbone == "small":
-        return small_cnn_graph(input_image, stage5=stage5, train_bn=train_bn)
-    return resnet_graph(input_image, backbone, stage5=stage5, train_bn=train_bn)
+    builder = backbone if callable(backbone) else BACKBONES.get(backbone)
+    return list(builder(input_image, stage5=stage5, train_bn=train_bn))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fashion.testing  # noqa: F401  (registers the tests' "tiny" preset)
 from fashion.make_sample import label_descriptions
 from fashion.rle import rle_encode
 
@@ -96,19 +97,26 @@ def box():
 @pytest.fixture(scope="session")
 def tiny_random_weights(tmp_path_factory):
     """A function seed -> path of an .h5 with the random weights of the "tiny" preset's inference model that
-    ``keras.utils.set_random_seed(seed)`` gives (the same weights, hence detections, in every run)."""
+    ``keras.utils.set_random_seed(seed)`` gives (the same weights, hence detections, in every run). Each seed's
+    file is written once per session and shared: tests read it, never write it."""
+    made: dict[int, str] = {}
 
     def make(seed: int) -> str:
-        import keras
-
-        from fashion.config import make_config
-        from mrcnn.model import MaskRCNN
-
-        keras.utils.set_random_seed(seed)
-        folder = tmp_path_factory.mktemp("weights")
-        model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
-        path = str(folder / "tiny_random.h5")
-        model.save_weights(path)
-        return path
+        if seed not in made:
+            made[seed] = _write_tiny_random_weights(seed, tmp_path_factory.mktemp("weights"))
+        return made[seed]
 
     return make
+
+
+def _write_tiny_random_weights(seed: int, folder) -> str:
+    import keras
+
+    from fashion.config import make_config
+    from mrcnn.model import MaskRCNN
+
+    keras.utils.set_random_seed(seed)
+    model = MaskRCNN(mode="inference", config=make_config("tiny", inference=True), model_dir=str(folder))
+    path = str(folder / "tiny_random.h5")
+    model.save_weights(path)
+    return path

@@ -50,3 +50,36 @@ def test_overrides_and_class_count():
 def test_every_preset_builds(name):
     assert make_config(name).NAME == "fashion"
     assert make_config(name, inference=True).IMAGES_PER_GPU == 1
+
+
+def test_settings_say_where_they_come_from():
+    config = make_config("sample", num_classes=4, inference=True, NAME="run")
+    assert config.origin("BACKBONE") == "preset sample"
+    assert config.origin("NUM_CLASSES") == "num_classes argument"
+    assert config.origin("DETECTION_MIN_CONFIDENCE") == "preset sample inference"
+    assert config.origin("IMAGES_PER_GPU") == "inference: one image per batch"
+    assert config.origin("NAME") == "override" and config.origin("LEARNING_RATE") == "class Config"
+    assert type(config) is FashionConfig
+    counted = make_config("thesis001")
+    assert counted.origin("NUM_CLASSES").startswith("preset thesis001 classes")
+
+
+def test_tiny_is_a_test_preset_registered_by_fashion_testing():
+    import subprocess
+    import sys
+
+    code = (
+        "import fashion.config as c, fashion.schedules as s; before = sorted(c.PRESETS), 'tiny' in s.SCHEDULES; "
+        "import fashion.testing; print(before, 'tiny' in c.PRESETS, 'tiny' in s.SCHEDULES)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "(['deck002', 'sample', 'thesis000', 'thesis001'], False) True True"
+
+
+def test_register_preset_refuses_to_replace_silently():
+    from fashion.config import Preset, register_preset
+
+    other = Preset("sample", "another sample", config={})
+    with pytest.raises(ValueError, match="already registered"):
+        register_preset(other)
+    assert PRESETS["sample"].description != "another sample"

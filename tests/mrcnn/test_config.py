@@ -121,3 +121,34 @@ def test_callable_backbone_stays_unbound():
     assert config.BACKBONE("x") == "x"
     assert config.COMPUTE_BACKBONE_SHAPE((64, 64)) == [[1, 1]]
     assert config.to_dict()["BACKBONE"].endswith("backbone")
+
+
+def test_build_config_applies_sources_in_order_and_records_origins():
+    from mrcnn.config import build_config
+
+    config = build_config(
+        ShapesConfig,
+        ("preset x", {"NAME": "preset_name", "STEPS_PER_EPOCH": 5}),
+        ("--name", {"NAME": "run1"}),
+    )
+    assert type(config) is ShapesConfig  # no class made at run time
+    assert config.NAME == "run1" and config.STEPS_PER_EPOCH == 5 and config.BATCH_SIZE == 6
+    assert config.origin("NAME") == "--name" and config.origin("STEPS_PER_EPOCH") == "preset x"
+    assert config.origin("NUM_CLASSES") == "class ShapesConfig"
+    assert config.origin("LEARNING_RATE") == "class Config" and config.origin("BATCH_SIZE") == "derived"
+    assert "run1" in config.describe() and "[--name]" in config.describe()
+    assert ShapesConfig.NAME == "shapes"  # the class is untouched
+    with pytest.raises(ConfigError, match="NOPE.*from typo"):
+        build_config(ShapesConfig, ("typo", {"NOPE": 1}))
+    with pytest.raises(ConfigError, match="BATCH_SIZE is derived"):
+        build_config(ShapesConfig, ("x", {"BATCH_SIZE": 3}))
+    with pytest.raises(ConfigError, match="IMAGES_PER_GPU"):
+        build_config(ShapesConfig, ("x", {"IMAGES_PER_GPU": 0}))
+
+
+def test_settings_as_arguments_and_from_dict_origin():
+    config = ShapesConfig(NUM_CLASSES=7)
+    assert config.NUM_CLASSES == 7 and config.origin("NUM_CLASSES") == "argument"
+    assert config.IMAGE_META_SIZE == 1 + 3 + 3 + 4 + 1 + 7
+    restored = Config.from_dict(config.to_dict(), source="checkpoint a.h5")
+    assert restored.to_dict() == config.to_dict() and restored.origin("NUM_CLASSES") == "checkpoint a.h5"

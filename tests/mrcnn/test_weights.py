@@ -278,3 +278,29 @@ def test_long_name_lists_are_chunked(tmp_path):
         weights_module.write_name_list(f, "layer_names", names)
         assert "layer_names" not in f.attrs and "layer_names0" in f.attrs
         assert weights_module.read_name_list(f, "layer_names") == names
+
+
+def test_for_inference_copies_the_training_weights_in_memory(tmp_path):
+    """MaskRCNN.for_inference / copy_weights: the inference model detects with the training model's weights
+    and writes or reads no file."""
+    from mrcnn.model import MaskRCNN
+    from mrcnn.testing import tiny_config
+    from mrcnn.weights import WeightsMismatchError, copy_weights
+
+    trained = MaskRCNN("training", tiny_config(), str(tmp_path))
+    trained.class_names = ["BG", "a", "b", "c"]
+    for variable in trained.keras_model.weights:  # weights no fresh model has
+        variable.assign(np.full(variable.shape, 0.01, variable.dtype))
+    inference = trained.for_inference()
+    assert inference.config.BATCH_SIZE == 1 and inference.config.origin("IMAGES_PER_GPU") == "for_inference"
+    assert trained.config.BATCH_SIZE == 2 and inference.class_names == trained.class_names
+    for layer in ("small1_conv", "mrcnn_mask", "rpn_model"):
+        for ours in inference.keras_model.get_layer(layer).weights:
+            np.testing.assert_array_equal(ours.numpy(), np.full(ours.shape, 0.01, np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+    other = MaskRCNN("inference", tiny_config(NUM_CLASSES=6, IMAGES_PER_GPU=1), str(tmp_path))
+    before = other.keras_model.get_layer("small1_conv").get_weights()[0].copy()
+    with pytest.raises(WeightsMismatchError, match="mrcnn_class_logits"):
+        copy_weights(trained.keras_model, other.keras_model)
+    np.testing.assert_array_equal(other.keras_model.get_layer("small1_conv").get_weights()[0], before)

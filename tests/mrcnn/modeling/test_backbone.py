@@ -4,8 +4,9 @@ from pathlib import Path
 import keras
 import pytest
 
-from mrcnn.modeling.backbone import ARCHITECTURES, build_backbone, resnet_graph
+from mrcnn.modeling.backbone import build_backbone, resnet_graph
 from mrcnn.modeling.layers import BatchNorm
+from mrcnn.modeling.registry import BACKBONES
 from mrcnn.weights import weighted_layer_groups
 
 # Matterport's COCO .h5 layout (from shared/reference), kept with the tests so they need nothing outside the repo.
@@ -92,7 +93,7 @@ def test_unknown_architecture_lists_choices():
     inp = keras.Input((32, 32, 3))
     with pytest.raises(ValueError, match="resnet152") as info:
         resnet_graph(inp, "resnet152")
-    for name in ARCHITECTURES:
+    for name in BACKBONES:
         assert name in str(info.value)
 
 
