@@ -376,6 +376,22 @@ def _default_out(source: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(source)), f"evaluation_{stem}.json")
 
 
+def _select_model_attributes(dataset: Any, choice: Any, config: Any) -> None:
+    """Score the attributes the model predicts: those its checkpoint records (``attribute_source_ids``, in
+    model order), not every attribute of the dataset. Raises CLIError when the dataset lacks some."""
+    from fashion.datasets.attributes import AttributeSelectionError
+
+    ids = getattr(choice.metadata, "attribute_source_ids", None)
+    if not ids or len(ids) != int(config.NUM_ATTRIBUTES):
+        return
+    try:
+        dataset.select_attributes(";".join(str(int(i)) for i in ids))
+    except AttributeSelectionError as e:
+        raise CLIError(
+            f"--weights {choice.weights} predicts attributes this dataset does not have: {e}"
+        ) from e
+
+
 def _run(args: argparse.Namespace) -> int:
     _check_outputs(args)
     choice = resolve_model(args)  # the checkpoint's classes, preset and format; no TensorFlow yet
@@ -396,6 +412,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{choice.weights} ({'; '.join(choice.class_names[1:])})"
         )
     options = postprocess_options(args, names)
+    _select_model_attributes(dataset, choice, config)
 
     start_runtime(args.verbose, precision, why)
     model = build_inference_model(choice, args.logs, config)

@@ -11,10 +11,17 @@ Writes under --out:
                           colours are the overlay's class colours
   classes.json            class id -> name and source category id (the label maps' values)
   coco_results.json       COCO results: image_id (1-based position in the run), file_name, category_id
-                          (model class id), category_name, bbox [x, y, w, h], score, segmentation (COCO RLE)
+                          (model class id), category_name, bbox [x, y, w, h], score, segmentation (COCO RLE);
+                          from a model with an attribute head also (Fashionpedia's results format)
+                          attribute_ids (the dataset's ids of the attributes scoring >= --attribute-threshold),
+                          attribute_scores ({attribute id: score} of every attribute) and attribute_names
   submission.csv          with --kaggle: ImageId,EncodedPixels,ClassId in the iMaterialist 2019 format (masks
                           made non-overlapping, RLE column-major with 1-based starts, ClassId the competition's
-                          category id); an image without detections gets one row with empty fields
+                          category id, "<category>_<attr>_<attr>..." with an attribute head); an image without
+                          detections gets one row with empty fields
+
+Overlays of a model with an attribute head list each garment's top attributes (at most 3 scoring at least
+--attribute-threshold) under its label.
 
 Post-processing (--min-score, --min-area, then --max-per-class) applies to every output. Masks are at each
 image's original size. Class names come from --preset's class subset (or --classes) as in fashion/train.py.
@@ -61,7 +68,9 @@ __all__ = [
     "coco_result_records",
     "find_images",
     "main",
+    "model_attributes",
     "output_names",
+    "overlay_captions",
     "save_label_map",
     "save_overlay",
     "shrink_for_overlay",
@@ -83,10 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(p)
     add_postprocess_arguments(p)
     p.add_argument("--kaggle", action="store_true", help="also write submission.csv (iMaterialist format)")
+    p.add_argument(
+        "--attribute-threshold",
+        type=_probability,
+        default=0.5,
+        help="an attribute is predicted when its score is at least this (default 0.5; attribute head only)",
+    )
     p.add_argument("--limit", type=int, help="process only the first N images")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs (the slowest output)")
     add_verbose_argument(p)
     return p
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number between 0 and 1")
+    return value
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -174,42 +199,115 @@ def shrink_for_overlay(
     return small_image, {**detections, "rois": rois, "masks": small_masks}
 
 
+# At most this many attributes are listed under a garment's label in an overlay.
+OVERLAY_ATTRIBUTES = 3
+
+
+def overlay_captions(
+    detections: Mapping,
+    class_names: Sequence[str],
+    attribute_names: Sequence[str] | None,
+    threshold: float = 0.5,
+) -> list[str] | None:
+    """Per instance "name score", followed on a second line by its top attributes (at most
+    OVERLAY_ATTRIBUTES scoring at least ``threshold``, highest first); None without attribute scores."""
+    if detections.get("attributes") is None or attribute_names is None:
+        return None
+    from mrcnn.attributes import attributes_above
+
+    captions = []
+    above = attributes_above(detections["attributes"], attribute_names, threshold)
+    for c, score, attributes in zip(detections["class_ids"], detections["scores"], above):
+        c = int(c)
+        caption = f"{class_names[c] if 0 <= c < len(class_names) else c} {float(score):.2f}"
+        if attributes:
+            caption += "\n" + ", ".join(name for name, _ in attributes[:OVERLAY_ATTRIBUTES])
+        captions.append(caption)
+    return captions
+
+
 def save_overlay(
-    path: str, image: np.ndarray, detections: Mapping, class_names: Sequence[str], title: str
+    path: str,
+    image: np.ndarray,
+    detections: Mapping,
+    class_names: Sequence[str],
+    title: str,
+    captions: Sequence[str] | None = None,
 ) -> str:
     """Write ``image`` with the detections' masks, boxes, class names and scores as a PNG, its longer side
     brought within 512..800 pixels, ``title`` above it (:func:`fashion.overlay.draw_overlay`, the drawing of
-    the service's ``/v1/overlay`` too). The photo and its masks are first shrunk to OVERLAY_MAX_SIDE
+    the service's ``/v1/overlay`` too). ``captions``: one per instance, replacing "name score" (see
+    :func:`overlay_captions`). The photo and its masks are first shrunk to OVERLAY_MAX_SIDE
     (:func:`shrink_for_overlay`, one mask at a time), so memory and time do not grow with the photo's size.
     Returns the path."""
     from fashion.overlay import draw_overlay
 
     image, detections = shrink_for_overlay(image, detections)
-    draw_overlay(image, detections, class_names, title=title).save(path, format="PNG")
+    draw_overlay(image, detections, class_names, title=title, captions=captions).save(path, format="PNG")
     return path
 
 
 def coco_result_records(
-    detections: Mapping, image_id: int, file_name: str, class_names: Sequence[str]
+    detections: Mapping,
+    image_id: int,
+    file_name: str,
+    class_names: Sequence[str],
+    attribute_source_ids: Sequence[int] | None = None,
+    attribute_names: Sequence[str] | None = None,
+    attribute_threshold: float = 0.5,
 ) -> list[dict]:
     """COCO result dicts of one image, box and mask together (as Detectron2 writes them), plus
-    ``file_name`` and ``category_name``."""
+    ``file_name`` and ``category_name``.
+
+    With ``attribute_source_ids`` ([A], the dataset's id of each model attribute) and ``attributes`` [N, A]
+    scores in ``detections``, each record also has Fashionpedia's ``attribute_ids`` (scoring at least
+    ``attribute_threshold``), ``attribute_scores`` ({str(id): score} of all A) and, with
+    ``attribute_names``, ``attribute_names`` (of ``attribute_ids``).
+    """
     from fashion.evaluation.coco_eval import coco_image_results
 
     boxes = coco_image_results(detections, image_id, "bbox")
     masks = coco_image_results(detections, image_id, "segm")
+    predicted = pp.predicted_attribute_ids(detections, attribute_source_ids, attribute_threshold)
+    names = dict(zip(attribute_source_ids or (), attribute_names or ()))
     records = []
-    for box, mask in zip(boxes, masks):
+    for k, (box, mask) in enumerate(zip(boxes, masks)):
         c = int(box["category_id"])
-        records.append(
-            {
-                **box,
-                "segmentation": mask["segmentation"],
-                "file_name": file_name,
-                "category_name": str(class_names[c]) if 0 <= c < len(class_names) else str(c),
+        record = {
+            **box,
+            "segmentation": mask["segmentation"],
+            "file_name": file_name,
+            "category_name": str(class_names[c]) if 0 <= c < len(class_names) else str(c),
+        }
+        if predicted is not None:
+            scores = np.asarray(detections["attributes"][k], dtype=np.float64)
+            record["attribute_ids"] = predicted[k]
+            record["attribute_scores"] = {
+                str(int(a)): round(float(v), 5) for a, v in zip(attribute_source_ids, scores)
             }
-        )
+            if names:
+                record["attribute_names"] = [names[a] for a in predicted[k]]
+        records.append(record)
     return records
+
+
+def model_attributes(model) -> tuple[list[str] | None, list[int] | None]:
+    """(attribute names, the dataset's attribute ids) of a model with an attribute head, as its checkpoint
+    records them (ids: the model's attribute indices, names: the ids as text, where it does not); (None, None)
+    for a model without the head."""
+    count = int(model.config.NUM_ATTRIBUTES)
+    if not count:
+        return None, None
+    ids = model.checkpoint_fields.get("attribute_source_ids")
+    if ids is None or len(ids) != count:
+        print(
+            "Warning: the checkpoint does not record its attributes' dataset ids: attribute_ids are the model's "
+            "attribute indices",
+            file=sys.stderr,
+        )
+        ids = list(range(count))
+    names = model.attribute_names or [str(i) for i in ids]
+    return list(names), [int(i) for i in ids]
 
 
 def write_kaggle_csv(path: str, rows: Sequence[Sequence[str]]) -> str:
@@ -249,11 +347,14 @@ def _run(args: argparse.Namespace) -> int:
     start_runtime(args.verbose, precision, why)
     model = build_inference_model(choice, args.logs, config)
     weights = choice.weights
+    attribute_names, attribute_ids = model_attributes(model)
+    described = f", {len(attribute_ids)} attributes" if attribute_ids is not None else ""
     print(
-        f"Model: preset {choice.preset}, {config.BACKBONE}, {len(class_names) - 1} classes, weights {weights}\n"
-        f"Images: {len(paths)} -> {args.out}",
+        f"Model: preset {choice.preset}, {config.BACKBONE}, {len(class_names) - 1} classes{described}, "
+        f"weights {weights}\nImages: {len(paths)} -> {args.out}",
         flush=True,
     )
+    threshold = args.attribute_threshold
 
     out_dirs = {"label_maps": os.path.join(args.out, "label_maps")}
     if not args.no_overlays:
@@ -281,18 +382,28 @@ def _run(args: argparse.Namespace) -> int:
         detected += pp.num_detections(result)
         image_index = len(seconds)
         file_name = os.path.basename(path)
-        coco_records.extend(coco_result_records(result, image_index, file_name, class_names))
+        coco_records.extend(
+            coco_result_records(
+                result, image_index, file_name, class_names, attribute_ids, attribute_names, threshold
+            )
+        )
         save_label_map(
             os.path.join(out_dirs["label_maps"], name + ".png"),
             pp.semantic_label_map(result),
             len(class_names),
         )
         if "overlays" in out_dirs:
+            captions = overlay_captions(result, class_names, attribute_names, threshold)
             save_overlay(
-                os.path.join(out_dirs["overlays"], name + ".png"), image, result, class_names, file_name
+                os.path.join(out_dirs["overlays"], name + ".png"),
+                image,
+                result,
+                class_names,
+                file_name,
+                captions,
             )
         if args.kaggle:
-            kaggle.extend(pp.kaggle_rows(file_name, result, source_ids))
+            kaggle.extend(pp.kaggle_rows(file_name, result, source_ids, attribute_ids, threshold))
     bar.close()
 
     with open(os.path.join(args.out, "coco_results.json"), "w", encoding="utf-8") as f:

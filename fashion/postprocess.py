@@ -43,6 +43,7 @@ __all__ = [
     "num_detections",
     "parse_max_per_class",
     "postprocess",
+    "predicted_attribute_ids",
     "select",
     "semantic_label_map",
 ]
@@ -190,8 +191,30 @@ def semantic_label_map(detections: Mapping, dtype: np.dtype | type = np.int32) -
     return label_map(detections["class_ids"], masks, detections["scores"]).astype(dtype, copy=False)
 
 
+def predicted_attribute_ids(
+    detections: Mapping, attribute_source_ids: Sequence[int] | None, threshold: float = 0.5
+) -> list[list[int]] | None:
+    """Per instance, the source ids of the attributes whose score is at least ``threshold``, increasing; None
+    when ``detections`` has no ``attributes`` [N, A] scores or ``attribute_source_ids`` ([A], the dataset's id of
+    each model attribute) is None."""
+    scores = detections.get("attributes")
+    if scores is None or attribute_source_ids is None:
+        return None
+    scores = np.asarray(scores).reshape(num_detections(detections), -1)
+    if scores.shape[1] != len(attribute_source_ids):
+        raise ValueError(
+            f"{scores.shape[1]} attribute scores per instance but {len(attribute_source_ids)} attribute ids"
+        )
+    ids = np.asarray(attribute_source_ids, dtype=np.int64)
+    return [sorted(int(i) for i in ids[row >= threshold]) for row in scores]
+
+
 def kaggle_rows(
-    image_id: str, detections: Mapping, source_class_ids: Mapping[int, int] | Sequence[int] | None = None
+    image_id: str,
+    detections: Mapping,
+    source_class_ids: Mapping[int, int] | Sequence[int] | None = None,
+    attribute_source_ids: Sequence[int] | None = None,
+    attribute_threshold: float = 0.5,
 ) -> list[tuple[str, str, str]]:
     """iMaterialist 2019 submission rows ``(ImageId, EncodedPixels, ClassId)`` of one image.
 
@@ -204,6 +227,9 @@ def kaggle_rows(
         detections: a detections dict at the image's original size.
         source_class_ids: the competition category id of each model class id (a mapping, or a sequence
             indexed by class id); None writes the model's class ids.
+        attribute_source_ids: the competition attribute id of each model attribute; with it, and attribute
+            scores in ``detections``, the ClassId is ``"<category>_<attr>_<attr>..."`` (the attributes scoring at
+            least ``attribute_threshold``, increasing ids), as the competition's train.csv writes them.
 
     Returns:
         One row per instance; an image without instances gives ``[(image_id, "", "")]`` so that every
@@ -212,10 +238,13 @@ def kaggle_rows(
     disjoint = make_non_overlapping(detections)
     rows = []
     class_ids = np.asarray(disjoint["class_ids"]).reshape(-1)
+    attributes = predicted_attribute_ids(disjoint, attribute_source_ids, attribute_threshold)
     for i in confidence_order(disjoint["scores"]):
         c = int(class_ids[i])
-        label = c if source_class_ids is None else int(source_class_ids[c])
-        rows.append((image_id, rle_encode(disjoint["masks"][:, :, i]), str(label)))
+        label = str(c if source_class_ids is None else int(source_class_ids[c]))
+        if attributes is not None and attributes[i]:
+            label += "".join(f"_{a}" for a in attributes[i])
+        rows.append((image_id, rle_encode(disjoint["masks"][:, :, i]), label))
     return rows or [(image_id, "", "")]
 
 

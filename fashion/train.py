@@ -48,6 +48,9 @@ from fashion.config import PRESETS, get_preset, make_config  # noqa: E402
 from fashion.datasets import FORMATS, cap_per_class, load_dataset, oversample, split  # noqa: E402
 from fashion.schedules import SCHEDULES, describe, get_schedule, run_schedule, with_epochs  # noqa: E402
 
+# Left out with the class-specific layers when a checkpoint does not fit: its attributes may differ too.
+ATTRIBUTE_OUTPUT_LAYERS = ("mrcnn_attr_logits",)
+
 
 class TrainError(CLIError):
     """A problem the user can fix (message says how); main() prints it and exits with status 2."""
@@ -76,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--classes",
         help=f"class subset ({', '.join(subset_names())}) or names/ids separated by ';' "
         "(default: the preset's)",
+    )
+    p.add_argument(
+        "--attributes",
+        help="garment attributes the model learns to predict: all, none, or names/ids separated by ';' "
+        "(default: the preset's; 'none' builds no attribute head)",
     )
     p.add_argument(
         "--weights", default="coco", help="coco | imagenet | last | none | PATH to an .h5 (default coco)"
@@ -147,6 +155,7 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
         raise TrainError(f"--classes {classes!r}: {e}") from e
     except (ValueError, OSError) as e:
         raise TrainError(f"cannot load the {fmt} dataset at {args.dataset}: {e}") from e
+    select_attributes(dataset, args.attributes or preset.attributes)
     dataset.check_images()
     if not dataset.image_info:
         raise TrainError(
@@ -163,6 +172,17 @@ def prepare_data(args: argparse.Namespace, preset: Any, max_dim: int) -> tuple[A
     if args.oversample_min:
         train = oversample(train, min_images=args.oversample_min, seed=args.seed)
     return dataset, train, val
+
+
+def select_attributes(dataset: Any, spec: str) -> None:
+    """Restrict ``dataset``'s attributes to ``spec`` (--attributes; the model gets NUM_ATTRIBUTES of them).
+    Raises TrainError naming --attributes for attributes the dataset does not have."""
+    from fashion.datasets.attributes import AttributeSelectionError
+
+    try:
+        dataset.select_attributes(spec)
+    except AttributeSelectionError as e:
+        raise TrainError(f"--attributes {spec!r}: {e}") from e
 
 
 # --------------------------------------------------------------------------------------------- weights
@@ -262,10 +282,11 @@ def _load_initial_weights(model: Any, choice: str, path: str | None, resume: boo
     except ValueError as e:
         if resume:
             raise TrainError(f"--weights {path} --resume: the checkpoint does not fit this model: {e}") from e
-        # Usually another class count: load everything but the class-specific heads.
-        print(f"Note: {e}\n      loading {path} without the class-specific head layers instead")
-        model.load_weights(path, by_name=True, exclude=list(HEAD_LAYERS))
-        described = f"{path} (without {', '.join(HEAD_LAYERS)})"
+        # Usually another class (or attribute) count: load everything but the class-specific heads.
+        print(f"Note: {e}\n      loading {path} without the class- and attribute-specific layers instead")
+        excluded = [*HEAD_LAYERS, *ATTRIBUTE_OUTPUT_LAYERS]
+        model.load_weights(path, by_name=True, exclude=excluded)
+        described = f"{path} (without {', '.join(excluded)})"
     if not resume:
         model.set_log_dir()  # weights only: a new run from epoch 0 of the schedule
         return described + " (a new run from epoch 0; --resume continues its run instead)"
@@ -306,6 +327,7 @@ def _plan(args, preset, schedule, config, dataset, train, val, augmentation_name
         f"Plan: preset {preset.name} ({preset.description})",
         f"  data      {args.dataset} [{args.format or preset.fmt}], classes {args.classes or preset.classes} "
         f"({config.NUM_CLASSES - 1} + background)",
+        f"  attributes {_describe_attributes(dataset)}",
         f"  images    {len(dataset.image_info)} usable -> {len(train.image_info)} train "
         f"(after cap/oversampling), {len(val.image_info)} validation",
         f"  model     {config.BACKBONE}, {config.IMAGE_SHAPE.tolist()} {config.IMAGE_RESIZE_MODE}, anchors "
@@ -323,12 +345,20 @@ def _plan(args, preset, schedule, config, dataset, train, val, augmentation_name
     return "\n".join(lines)
 
 
+def _describe_attributes(dataset: Any) -> str:
+    names = list(dataset.model_attribute_names)
+    if not names:
+        return "none (no attribute head)"
+    shown = ", ".join(names[:8]) + (f", ... ({len(names) - 8} more)" if len(names) > 8 else "")
+    return f"{len(names)}: {shown}"
+
+
 def _check_resumed_plan(path: str, plan: dict) -> None:
     if not os.path.exists(path):
         return
     with open(path, encoding="utf-8") as f:
         saved = json.load(f)
-    keys = ("preset", "schedule", "stages", "classes")
+    keys = ("preset", "schedule", "stages", "classes", "attributes")
     diff = [k for k in keys if saved.get(k) != plan.get(k)]
     if diff:
         print(
@@ -449,6 +479,7 @@ def _train(args: argparse.Namespace, state: dict[str, Any]) -> int:
     )  # before anything slow
 
     dataset, train, val = prepare_data(args, preset, max_dim)
+    overrides["NUM_ATTRIBUTES"] = dataset.num_attributes
     config = make_config(args.preset, num_classes=dataset.num_classes, **overrides)
 
     start_runtime(args.verbose is not None, config.MIXED_PRECISION or "float32")
@@ -470,6 +501,7 @@ def _train(args: argparse.Namespace, state: dict[str, Any]) -> int:
             [s.name, s.layers, s.epochs, s.learning_rate, s.final_learning_rate, s.augment] for s in schedule
         ],
         "classes": args.classes or preset.classes,
+        "attributes": list(dataset.model_attribute_names),
         "args": vars(args),
     }
     model.claim_log_dir()  # a folder of its own (a new run never shares one), or the resumed run's

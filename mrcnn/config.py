@@ -36,6 +36,8 @@ from mrcnn.precision import MIXED_PRECISION_VALUES
 
 RESIZE_MODES = ("none", "square", "pad64", "crop")
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+# The sixth loss, of the attribute head (NUM_ATTRIBUTES > 0); its LOSS_WEIGHTS entry defaults to 1.0.
+ATTRIBUTE_LOSS_NAME = "mrcnn_attr_loss"
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
 
 
@@ -76,6 +78,15 @@ class Config:
 
     # Number of classes including background.
     NUM_CLASSES = 1
+
+    # Per-instance attributes (garment attributes: sleeve length, pattern, ...). 0: no attribute head, and the
+    # network, its layer names and its .h5 layout are Matterport's. N > 0: a head of N sigmoid outputs on
+    # the ROI features, trained with a sixth loss, "mrcnn_attr_loss" (see mrcnn.modeling.heads).
+    NUM_ATTRIBUTES = 0
+
+    # Width of the attribute head's own two fully connected layers; 0 makes the head a single dense layer on
+    # the classifier's fully connected features (shared with the class and box outputs).
+    ATTRIBUTE_FC_LAYERS_SIZE = 0
 
     # Anchor side lengths in pixels, one per pyramid level, and width/height ratios.
     RPN_ANCHOR_SCALES = (32, 64, 128, 256, 512)
@@ -146,7 +157,8 @@ class Config:
     # L2 weight decay on convolution and dense kernels (not on BatchNorm gamma/beta).
     WEIGHT_DECAY = 0.0001
 
-    # Weights of the five losses in the total loss.
+    # Weights of the five losses in the total loss, and of "mrcnn_attr_loss" with NUM_ATTRIBUTES > 0 (1.0 when
+    # not listed).
     LOSS_WEIGHTS = {
         "rpn_class_loss": 1.0,
         "rpn_bbox_loss": 1.0,
@@ -192,6 +204,9 @@ class Config:
             self.IMAGE_SHAPE = np.array([self.IMAGE_MAX_DIM, self.IMAGE_MAX_DIM, self.IMAGE_CHANNEL_COUNT])
         # image_id + original shape + image shape + window + scale + active class ids
         self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
+        if _positive_int(self.NUM_ATTRIBUTES) and ATTRIBUTE_LOSS_NAME not in self.LOSS_WEIGHTS:
+            # An instance attribute: the class's dict (shared with every config of the class) stays as it is.
+            self.LOSS_WEIGHTS = {**self.LOSS_WEIGHTS, ATTRIBUTE_LOSS_NAME: 1.0}
         self.validate()
 
     # -- validation -------------------------------------------------------------------------------------
@@ -251,12 +266,16 @@ class Config:
                 f"MASK_SHAPE {list(self.MASK_SHAPE)} must be twice MASK_POOL_SIZE ({self.MASK_POOL_SIZE}): "
                 "the mask head upsamples once"
             )
+        for name in ("NUM_ATTRIBUTES", "ATTRIBUTE_FC_LAYERS_SIZE"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ConfigError(f"{name} must be an int >= 0, got {value!r}")
         missing = set(LOSS_NAMES) - set(self.LOSS_WEIGHTS)
-        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES)
+        unknown = set(self.LOSS_WEIGHTS) - set(LOSS_NAMES) - {ATTRIBUTE_LOSS_NAME}
         if missing or unknown:
             raise ConfigError(
-                f"LOSS_WEIGHTS must have exactly the keys {LOSS_NAMES}; missing {sorted(missing)}, "
-                f"unknown {sorted(unknown)}"
+                f"LOSS_WEIGHTS must have exactly the keys {LOSS_NAMES} (and {ATTRIBUTE_LOSS_NAME!r} for a model "
+                f"with NUM_ATTRIBUTES > 0); missing {sorted(missing)}, unknown {sorted(unknown)}"
             )
         if self.MIXED_PRECISION not in MIXED_PRECISION_VALUES:
             raise ConfigError(
@@ -361,6 +380,10 @@ class Config:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} NAME={self.NAME!r} BACKBONE={self.BACKBONE!r} NUM_CLASSES={self.NUM_CLASSES}>"
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
 C = TypeVar("C", bound=Config)

@@ -15,6 +15,7 @@ attribute                    value
 ``image_resize_mode``,       IMAGE_RESIZE_MODE, IMAGE_MIN_DIM, IMAGE_MAX_DIM, IMAGE_MIN_SCALE
 ``image_min_dim``, ...
 ``attribute_names``          attribute names by attribute index (models with an attribute head)
+``attribute_source_ids``     the dataset's own id of each attribute, when known
 ``preset``, ``dataset_format`` the recipe and data format of the run, when it had them (the fashion tools do)
 ``epoch``                    the training epoch the weights are from (1-based), when written by training
 ``epoch_logs``               that epoch's row of the run's ``history.csv`` (losses, validation losses,
@@ -45,6 +46,7 @@ METADATA_VERSION = 1
 _MARK = "mrcnn_metadata_version"
 _NAME_LISTS = ("class_names", "attribute_names")
 _JSON_FIELDS = ("config", "epoch_logs")
+_ID_LISTS = ("class_source_ids", "attribute_source_ids")
 
 
 @dataclasses.dataclass
@@ -66,6 +68,7 @@ class CheckpointMetadata:
     package_version: str
     class_source_ids: list[int] | None = None
     attribute_names: list[str] | None = None
+    attribute_source_ids: list[int] | None = None
     preset: str | None = None
     dataset_format: str | None = None
     epoch: int | None = None
@@ -82,7 +85,8 @@ class CheckpointMetadata:
     ) -> CheckpointMetadata:
         """Metadata of a model built from ``config``; class names are left out unless there is one per class.
 
-        ``fields``: any other field (preset, dataset_format, attribute_names, epoch, epoch_logs).
+        ``fields``: any other field (preset, dataset_format, attribute_names, attribute_source_ids, epoch,
+        epoch_logs).
         """
         from mrcnn import __version__
 
@@ -123,7 +127,7 @@ def write_metadata(root: h5py.Group, metadata: CheckpointMetadata) -> None:
             write_name_list(root, field.name, list(value))
         elif field.name in _JSON_FIELDS:
             root.attrs[field.name] = json.dumps(value, sort_keys=True)
-        elif field.name == "class_source_ids":
+        elif field.name in _ID_LISTS:
             root.attrs[field.name] = np.asarray(value, dtype=np.int64)
         elif isinstance(value, str):
             root.attrs[field.name] = value
@@ -159,7 +163,7 @@ def read_metadata(path: str | os.PathLike) -> CheckpointMetadata | None:
                 values[name] = None
             elif name in _JSON_FIELDS:
                 values[name] = json.loads(_plain(attrs[name]))
-            elif name == "class_source_ids":
+            elif name in _ID_LISTS:
                 values[name] = [int(v) for v in np.asarray(attrs[name]).ravel()]
             else:
                 values[name] = _plain(attrs[name])

@@ -13,6 +13,7 @@ import collections
 import copy
 import datetime
 import importlib
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn.attributes import attributes_above
 from mrcnn.catalogue import IMAGENET_RESNET50, WeightsFile
 from mrcnn.config import Config
 from mrcnn.data.dataset import check_image_for_detection
@@ -32,7 +34,7 @@ from mrcnn.images import mold_image, resize_image, unmold_image  # noqa: F401
 from mrcnn.log import log  # noqa: F401
 from mrcnn.metadata import CheckpointMetadata, read_metadata
 from mrcnn.modeling.build import build_inference_model, build_training_model, pyramid_anchors
-from mrcnn.pipeline import ImageMeta, MoldedBatch, mold_images
+from mrcnn.pipeline import ImageMeta, MoldedBatch, kept_detection_rows, mold_images
 from mrcnn.pipeline import unmold_detections as unmold_one_image
 from mrcnn.runs import _CHECKPOINT_RE, _listdir, find_last_checkpoint, run_checkpoints, run_folders  # noqa: F401  (public here too)
 from mrcnn.training import (
@@ -53,6 +55,8 @@ from mrcnn.weights import copy_weights, load_weights_h5, save_weights_h5
 # The ImageNet ResNet50 entry of the weights catalogue (mrcnn.catalogue), under its former names.
 IMAGENET_RESNET50_URL = IMAGENET_RESNET50.url
 IMAGENET_RESNET50_MD5 = IMAGENET_RESNET50.md5
+
+logger = logging.getLogger(__name__)
 
 
 def _input_tensors(tensor) -> list:
@@ -203,11 +207,41 @@ class MaskRCNN:
             if metadata.class_names is not None:
                 self.class_names = list(metadata.class_names)
             self.class_source_ids = metadata.class_source_ids
-            for name in ("preset", "dataset_format", "attribute_names"):
+            for name in ("preset", "dataset_format"):
                 if getattr(metadata, name) is not None:
                     self.checkpoint_fields.setdefault(name, getattr(metadata, name))
+        for name in ("attribute_names", "attribute_source_ids"):
+            values = getattr(metadata, name) if metadata is not None else None
+            if values is not None and len(values) == int(self.config.NUM_ATTRIBUTES) and not excluded:
+                self.checkpoint_fields.setdefault(name, list(values))
+        if report.skipped_attribute_layers:
+            logger.warning(
+                "%s has an attribute head (%s) but this model has none (NUM_ATTRIBUTES = 0): its layers were "
+                "skipped; build the model with the checkpoint's config (MaskRCNN.from_checkpoint) to predict "
+                "attributes",
+                filepath,
+                ", ".join(report.skipped_attribute_layers),
+            )
         self.set_log_dir(filepath)
         return report
+
+    @property
+    def attribute_names(self) -> list[str] | None:
+        """[NUM_ATTRIBUTES] attribute names by attribute index, from the training data or the loaded
+        checkpoint; None for a model without an attribute head or when they are unknown."""
+        names = self.checkpoint_fields.get("attribute_names")
+        if not self.config.NUM_ATTRIBUTES or names is None or len(names) != self.config.NUM_ATTRIBUTES:
+            return None
+        return list(names)
+
+    def attributes_above(self, result: dict, threshold: float = 0.5) -> list[list[tuple[str, float]]]:
+        """One list per detection of ``result`` (a :meth:`detect` result) of (attribute name, score) with
+        score >= ``threshold``, highest first (see :func:`mrcnn.attributes.attributes_above`). Attributes are
+        named by their index when the model does not know their names."""
+        if "attributes" not in result:
+            raise ValueError("this result has no attribute scores: the model has no attribute head")
+        names = self.attribute_names or [str(i) for i in range(int(self.config.NUM_ATTRIBUTES))]
+        return attributes_above(result["attributes"], names, threshold)
 
     def metadata(self, epoch: int | None = None, epoch_logs: dict | None = None) -> CheckpointMetadata:
         """What a checkpoint of this model says about itself (see :mod:`mrcnn.metadata`)."""
@@ -417,7 +451,13 @@ class MaskRCNN:
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
             trainer.optimizer.build(trainer.trainable_variables)  # its slots, in the strategy's scope
-        # The training data names the classes the checkpoints will record (when it fits the model).
+        # The training data names the classes (and attributes) the checkpoints will record (when it fits).
+        attribute_names = list(getattr(train_dataset, "model_attribute_names", None) or [])
+        if config.NUM_ATTRIBUTES and len(attribute_names) == config.NUM_ATTRIBUTES:
+            self.checkpoint_fields["attribute_names"] = attribute_names
+            source_ids = getattr(train_dataset, "attribute_source_ids", None)
+            if source_ids is not None and len(source_ids) == config.NUM_ATTRIBUTES:
+                self.checkpoint_fields["attribute_source_ids"] = [int(i) for i in source_ids]
         if len(getattr(train_dataset, "class_info", ())) == config.NUM_CLASSES:
             self.class_names = [str(c["name"]) for c in train_dataset.class_info]
             self.class_source_ids = [
@@ -511,13 +551,13 @@ class MaskRCNN:
 
             @tf.function(reduce_retracing=True)
             def predict(images, metas, anchors):
-                detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, _, _ = model(
-                    [images, metas, anchors], training=False
-                )
+                outputs = model([images, metas, anchors], training=False)
+                detections, mrcnn_mask = outputs[0], outputs[3]
                 # Keep only each detection's own class mask: far less to copy out of the graph.
                 class_ids = tf.cast(detections[..., 4], tf.int32)
                 masks = tf.gather(tf.transpose(mrcnn_mask, [0, 1, 4, 2, 3]), class_ids, axis=2, batch_dims=2)
-                return detections, masks
+                # With an attribute head: mrcnn_attr [B, D, NUM_ATTRIBUTES], the last output.
+                return (detections, masks, *outputs[7:8])
 
             self._predict_fn = predict
         return self._predict_fn(molded_images, image_metas, anchors)
@@ -528,7 +568,9 @@ class MaskRCNN:
         images: [H, W, 3] uint8 RGB each; other layouts and types are converted with a warning or refused
         with an error naming the image's index (see :func:`mrcnn.data.dataset.check_image_for_detection`).
         Returns one dict per image: rois [N, (y1, x1, y2, x2)] pixels, class_ids [N], scores [N],
-        masks [H, W, N] bool, all in the image's original coordinates.
+        masks [H, W, N] bool, all in the image's original coordinates; with an attribute head
+        (NUM_ATTRIBUTES = A > 0) also attributes [N, A] float32, each detection's attribute probabilities
+        (names: :attr:`attribute_names`; :meth:`attributes_above` lists those above a threshold).
         """
         if self.mode != "inference":
             raise RuntimeError("create the model in inference mode to detect")
@@ -568,16 +610,21 @@ class MaskRCNN:
             meta_vectors = batch.meta_vectors
         anchors = self.get_anchors(molded_images.shape[1:])
         anchors = np.broadcast_to(anchors, (len(molded_images), *anchors.shape))
-        detections, masks = self._predict(
+        detections, masks, *attributes = self._predict(
             tf.constant(molded_images), tf.constant(meta_vectors), tf.constant(anchors)
         )
         detections, masks = detections.numpy(), masks.numpy()
+        attributes = attributes[0].numpy() if attributes else None
         results = []
         for i, meta in enumerate(batch.metas):
             rois, class_ids, scores, full_masks = self.unmold_detections(
                 detections[i], masks[i], meta.original_shape, meta.image_shape, meta.window
             )
-            results.append({"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks})
+            result = {"rois": rois, "class_ids": class_ids, "scores": scores, "masks": full_masks}
+            if attributes is not None:
+                rows = kept_detection_rows(detections[i], meta.original_shape, meta.image_shape, meta.window)
+                result["attributes"] = attributes[i][rows].astype(np.float32)
+            results.append(result)
         return results
 
     def export(self, path: str, format: str = "saved_model") -> str:

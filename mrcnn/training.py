@@ -1,6 +1,7 @@
 """Training machinery: layer-group selection, the loss-summing train step, checkpoints.
 
-The training graph (:func:`mrcnn.modeling.build.build_training_model`) computes the five losses as outputs.
+The training graph (:func:`mrcnn.modeling.build.build_training_model`) computes the five losses as outputs (six
+with an attribute head, see :func:`mrcnn.modeling.build.loss_outputs`).
 :class:`TrainingModel` wraps it for ``keras.Model.fit``: it weights and sums them, adds L2 weight decay, clips
 the gradients to a global norm and applies SGD with momentum, as Matterport's Keras-2 setup did.
 
@@ -23,7 +24,7 @@ import tensorflow as tf
 
 from mrcnn.config import Config
 from mrcnn.data.loader import DataLoader
-from mrcnn.modeling.build import LOSS_OUTPUTS
+from mrcnn.modeling.build import loss_outputs
 from mrcnn.precision import keras_policy
 from mrcnn.weights import save_weights_h5
 
@@ -115,8 +116,9 @@ class TrainingModel(keras.Model):
         super().__init__(**kwargs)
         self.network = network
         self.config = config
-        self.loss_weights_ = [float(config.LOSS_WEIGHTS[name]) for name in LOSS_OUTPUTS]
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", *LOSS_OUTPUTS)}
+        self.loss_names = loss_outputs(config)
+        self.loss_weights_ = [float(config.LOSS_WEIGHTS[name]) for name in self.loss_names]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", *self.loss_names)}
 
     @property
     def metrics(self):
@@ -130,14 +132,14 @@ class TrainingModel(keras.Model):
         if isinstance(inputs, dict) and inputs.get("input_gt_masks") is not None:
             inputs = dict(inputs, input_gt_masks=tf.cast(inputs["input_gt_masks"], tf.bool))
         outputs = self.network(inputs, training=training)
-        terms = [tf.reduce_mean(t) for t in outputs[-len(LOSS_OUTPUTS) :]]
+        terms = [tf.reduce_mean(t) for t in outputs[-len(self.loss_names) :]]
         weighted = [w * t for w, t in zip(self.loss_weights_, terms)]
         total = tf.add_n(weighted)
         return total, terms
 
     def _update(self, total, terms):
         self.trackers["loss"].update_state(total)
-        for name, value in zip(LOSS_OUTPUTS, terms):
+        for name, value in zip(self.loss_names, terms):
             self.trackers[name].update_state(value)
         logs = {name: tracker.result() for name, tracker in self.trackers.items()}
         if _multi_worker(tf.distribute.get_strategy()):

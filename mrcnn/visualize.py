@@ -100,6 +100,8 @@ LOSS_NAMES = (
     "mrcnn_bbox_loss",
     "mrcnn_mask_loss",
 )
+# The attribute head's loss: plotted as a seventh curve when a run logged it.
+ATTRIBUTE_LOSS_NAME = "mrcnn_attr_loss"
 _GOLDEN_RATIO = 0.6180339887498949
 
 
@@ -957,13 +959,14 @@ def plot_training_curves(
     ax: Axes | None = None,
     save_path: str | os.PathLike | None = None,
 ) -> Figure | Axes | str:
-    """Training (solid) and validation (dashed) curves of the total loss and its five terms, per epoch.
+    """Training (solid) and validation (dashed) curves of the total loss and its five terms, per epoch (and of
+    the sixth term, ``mrcnn_attr_loss``, when the run trained an attribute head).
 
     Args:
         log_dir_or_csv: a run's log directory holding ``history.csv`` (:mod:`mrcnn.history`), the CSV file
             itself, or a parent directory (the newest ``history.csv`` under it is used).
-        ax: draw every curve into this one axis (one colour per loss term); by default a 2 x 3 grid with
-            one panel per term is created.
+        ax: draw every curve into this one axis (one colour per loss term); by default a grid with one panel
+            per term is created (2 x 3, or 2 x 4 with the attribute loss).
         save_path: write a PNG there and return the path.
 
     Returns:
@@ -975,10 +978,13 @@ def plot_training_curves(
     epochs = history["epoch"] + 1
     marker = "o" if len(epochs) <= 30 else None
     run_name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    names = LOSS_NAMES
+    if ATTRIBUTE_LOSS_NAME in history or "val_" + ATTRIBUTE_LOSS_NAME in history:
+        names = (*LOSS_NAMES, ATTRIBUTE_LOSS_NAME)
 
     if ax is not None:
         cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        for k, name in enumerate(LOSS_NAMES):
+        for k, name in enumerate(names):
             color = cycle[k % len(cycle)]
             if name in history:
                 ax.plot(epochs, history[name], color=color, marker=marker, markersize=3, label=name)
@@ -1000,8 +1006,11 @@ def plot_training_curves(
         ax.legend(fontsize=8)
         return _finish(ax.figure, False, save_path, ax)
 
-    fig, grid = plt.subplots(2, 3, figsize=(15, 8), squeeze=False)
-    for panel, name in zip(grid.flat, LOSS_NAMES):
+    columns = (len(names) + 1) // 2
+    fig, grid = plt.subplots(2, columns, figsize=(5 * columns, 8), squeeze=False)
+    for panel in grid.flat[len(names) :]:
+        fig.delaxes(panel)
+    for panel, name in zip(grid.flat, names):
         panel.set_title(name)
         panel.set_xlabel("epoch")
         panel.grid(True, alpha=0.3)

@@ -90,12 +90,32 @@ class LoadReport:
     missing_in_file: list[str] = dataclasses.field(default_factory=list)  # model layers the file lacks
     unused_in_file: list[str] = dataclasses.field(default_factory=list)  # file layers the model lacks
 
+    @property
+    def skipped_attribute_layers(self) -> list[str]:
+        """The file's attribute-head layers (``mrcnn_attr_*``) the model has no place for (a model built with
+        NUM_ATTRIBUTES = 0 loading a checkpoint of a model with the head): left out of the load."""
+        return [name for name in self.unused_in_file if is_attribute_head_layer(name)]
+
     def summary(self) -> str:
-        return (
+        text = (
             f"Loaded weights from {self.path}: {len(self.loaded)} layers loaded, "
             f"{len(self.skipped)} excluded, "
             f"{len(self.missing_in_file)} missing in file, {len(self.unused_in_file)} unused in file"
         )
+        skipped = self.skipped_attribute_layers
+        if skipped:
+            text += f"; the file's attribute head was skipped ({', '.join(skipped)}): the model has none"
+        return text
+
+
+# The attribute head's layers (Config.NUM_ATTRIBUTES > 0) are optional: a model without the head loads a file
+# with it, and a model with the head loads a file without it (Matterport's COCO weights), even by position.
+ATTRIBUTE_HEAD_PREFIX = "mrcnn_attr_"
+
+
+def is_attribute_head_layer(name: str) -> bool:
+    """Whether top-level layer ``name`` belongs to the optional attribute head."""
+    return name.startswith(ATTRIBUTE_HEAD_PREFIX)
 
 
 def _leaf_weights(layer) -> list[tuple[str, keras.Variable]]:
@@ -379,7 +399,9 @@ def load_weights_h5(
     """Load a Keras-2 HDF5 weights file (Matterport layout, with or without a ``model_weights`` group).
 
     by_name=False: the file's layers that have weights are matched, in order, with the model's
-        (``weighted_layer_groups``); their counts must agree (Keras 2 semantics).
+        (``weighted_layer_groups``); their counts must agree (Keras 2 semantics). The attribute head's
+        layers (``mrcnn_attr_*``) are the exception: matched by name, and reported where one side lacks them
+        (``missing_in_file``, or ``unused_in_file`` and ``skipped_attribute_layers``).
     by_name=True: groups are matched by top-level layer name (the nested ``rpn_model`` included); model
         layers absent from the file and file layers absent from the model are reported, not errors.
     exclude: top-level layer names to leave untouched; as in Matterport, giving it implies by_name=True.
@@ -412,6 +434,18 @@ def load_weights_h5(
                     pairs.append((name, file_by_name[name], weights))
             report.unused_in_file = [name for name, _ in file_groups if name not in model_names]
         else:
+            # The optional attribute head is matched by name (either side may lack it); the rest by position,
+            # as Keras 2 does.
+            file_head = {n: w for n, w in file_groups if is_attribute_head_layer(n)}
+            model_head = [(n, w) for n, w in model_groups if is_attribute_head_layer(n)]
+            for name, weights in model_head:
+                if name in file_head:
+                    pairs.append((name, file_head[name], weights))
+                else:
+                    report.missing_in_file.append(name)
+            report.unused_in_file = [n for n in file_head if n not in dict(model_head)]
+            file_groups = [(n, w) for n, w in file_groups if not is_attribute_head_layer(n)]
+            model_groups = [(n, w) for n, w in model_groups if not is_attribute_head_layer(n)]
             if len(file_groups) != len(model_groups):
                 raise WeightsMismatchError(
                     f"Weights file {path} has {len(file_groups)} layers with weights but the model has "

@@ -246,6 +246,29 @@ class FashionDataset(Dataset):
         _, class_ids, records = self.load_mask_and_attributes(image_id)
         return self.attribute_targets(class_ids, records)
 
+    @property
+    def num_attributes(self) -> int:
+        """NUM_ATTRIBUTES of a model trained on the selected attributes (the length of :attr:`attribute_space`)."""
+        return self.attribute_space.num_attributes
+
+    @property
+    def model_attribute_names(self) -> list[str]:
+        """The selected attributes' names in model order (what a checkpoint records)."""
+        return list(self.attribute_space.names)
+
+    @property
+    def attribute_source_ids(self) -> list[int]:
+        """The selected attributes' ids in the dataset's files, in model order (what a checkpoint records)."""
+        return [int(i) for i in self.attribute_space.source_ids]
+
+    def load_mask_and_attribute_targets(
+        self, image_id: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`load_mask` and :meth:`load_attribute_targets` from one decoding of the image's masks."""
+        masks, class_ids, records = self.load_mask_and_attributes(image_id)
+        attributes, weights = self.attribute_targets(class_ids, records)
+        return masks, class_ids, attributes, weights
+
     def load_attributes_multi_hot(self, image_id: int) -> np.ndarray:
         """``[N, A]`` float32 multi-hot attributes of :meth:`load_mask`'s instances (A = NUM_ATTRIBUTES)."""
         return self.load_attribute_targets(image_id)[0]

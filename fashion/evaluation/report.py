@@ -212,7 +212,9 @@ class EvaluationReport:
         if len(gt_records) != gt_ids.size:
             raise ValueError(f"{len(gt_records)} attribute records for {gt_ids.size} ground-truth instances")
         if pred.get("attributes") is not None:
-            pred_scores = np.asarray(pred["attributes"], dtype=np.float64).reshape(n_pred, -1)
+            scores = np.asarray(pred["attributes"], dtype=np.float64)
+            # [N, A] as detect() gives them; an image without detections has [0, A] (no -1 to infer).
+            pred_scores = scores.reshape(n_pred, scores.shape[-1] if scores.ndim == 2 else -1)
             if pred_scores.shape[1] != len(space):
                 raise ValueError(
                     f"predicted attributes have {pred_scores.shape[1]} columns but the attribute space has "

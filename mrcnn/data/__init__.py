@@ -29,6 +29,7 @@ _EXPORTS = {
     "DataLoader": "mrcnn.data.loader",
     "data_generator": "mrcnn.data.loader",
     "ShapesDataset": "mrcnn.data.synthetic",
+    "AttributeShapesDataset": "mrcnn.data.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

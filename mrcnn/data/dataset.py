@@ -309,3 +309,35 @@ class Dataset:
         """
         logger.warning("You are using the default load_mask(), maybe you need to define your own one.")
         return np.empty([0, 0, 0], dtype=bool), np.empty([0], dtype=np.int32)
+
+    # ----------------------------------------------------------------- per-instance attributes
+    @property
+    def num_attributes(self) -> int:
+        """A, the attributes each instance is labelled with (a model trains them with NUM_ATTRIBUTES = A); 0 for
+        a dataset without attributes. Datasets with attributes override this, :attr:`model_attribute_names` and
+        :meth:`load_attribute_targets`."""
+        return 0
+
+    @property
+    def model_attribute_names(self) -> list[str]:
+        """[A] attribute names by attribute index (what a checkpoint records)."""
+        return []
+
+    def load_attribute_targets(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Attributes of :meth:`load_mask`'s instances, in the same order: multi-hot ``[N, A]`` float32 and
+        loss weights ``[N, A]`` float32 (1 where the instance is labelled for the attribute, 0 where it is not:
+        such entries are neither trained nor scored). This base version has no attributes."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no per-instance attributes (num_attributes is 0); a model with "
+            "NUM_ATTRIBUTES > 0 needs a dataset that implements load_attribute_targets(image_id)"
+        )
+
+    def load_mask_and_attribute_targets(
+        self, image_id: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mask [H, W, N] bool, class_ids [N] int32, attributes [N, A] float32, weights [N, A] float32):
+        :meth:`load_mask` and :meth:`load_attribute_targets` together. Override it where both come from one
+        decoding of the annotations."""
+        mask, class_ids = self.load_mask(image_id)
+        attributes, weights = self.load_attribute_targets(image_id)
+        return mask, class_ids, attributes, weights

@@ -63,6 +63,30 @@ def _check_instances(dataset: Any, image_id: int, image: np.ndarray, mask: np.nd
     return mask.astype(bool, copy=False), class_ids
 
 
+def _load_instances(dataset: Any, image_id: int, num_attributes: int):
+    """(mask, class_ids, attributes [N, A] float32, weights [N, A] float32) from the dataset's
+    ``load_mask_and_attribute_targets``, checked against ``num_attributes`` (A)."""
+    loader = getattr(dataset, "load_mask_and_attribute_targets", None)
+    if loader is None:
+        raise TypeError(
+            f"{type(dataset).__name__} has no per-instance attributes (no load_mask_and_attribute_targets) but "
+            f"the model predicts {num_attributes} (NUM_ATTRIBUTES); use NUM_ATTRIBUTES = 0 or a dataset with "
+            "attributes (see mrcnn.data.Dataset.load_attribute_targets)"
+        )
+    mask, class_ids, attributes, weights = loader(image_id)
+    n = np.asarray(class_ids).reshape(-1).shape[0]
+    attributes = np.asarray(attributes, dtype=np.float32)
+    weights = np.asarray(weights, dtype=np.float32)
+    for name, value in (("attributes", attributes), ("attribute weights", weights)):
+        if value.shape != (n, num_attributes) and not (n == 0 and value.size == 0):
+            raise ValueError(
+                f"{name} of {_describe(dataset, image_id)} have shape {value.shape}; expected "
+                f"({n}, {num_attributes}): one row per instance and NUM_ATTRIBUTES = {num_attributes} columns"
+            )
+    shape = (n, num_attributes)
+    return mask, class_ids, attributes.reshape(shape), weights.reshape(shape)
+
+
 def load_image_gt(
     dataset: Any,
     config: Any,
@@ -71,7 +95,8 @@ def load_image_gt(
     augmentation: Any = None,
     use_mini_mask: bool = False,
     seed: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    with_attributes: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Loads an image with its ground truth, resized per config and optionally augmented.
 
     augment: (deprecated, as in Matterport) flip left/right with probability 0.5.
@@ -79,6 +104,8 @@ def load_image_gt(
         an AlbumentationsAugmentation, or a callable f(image, masks, seed) -> (image, masks).
     use_mini_mask: return masks cropped to their boxes and resized to config.MINI_MASK_SHAPE.
     seed: makes augmentation reproducible; None draws from the augmenter's (and numpy's) random state.
+    with_attributes: also return the instances' attributes (config.NUM_ATTRIBUTES of them, from the dataset's
+        ``load_mask_and_attribute_targets``), aligned with class_ids.
 
     Returns:
         image: [H, W, 3] uint8, resized and padded (H, W from config.IMAGE_RESIZE_MODE).
@@ -86,11 +113,17 @@ def load_image_gt(
         class_ids: [N] int32 (negative for crowds).
         bbox: [N, (y1, x1, y2, x2)] int32 pixel boxes of the masks.
         mask: [H, W, N] bool, or [mini_h, mini_w, N] bool with use_mini_mask.
-    Instances whose mask is empty after resizing/augmentation are dropped, so N may be 0.
-    Raises ValueError naming the image for unknown class ids or inconsistent masks.
+        With with_attributes, also attributes [N, A] float32 (multi-hot) and attribute_weights [N, A] float32
+        (1 where labelled); geometric augmentation leaves them as they are.
+    Instances whose mask is empty after resizing/augmentation are dropped (with their attribute rows), so N may
+    be 0. Raises ValueError naming the image for unknown class ids or inconsistent masks or attributes.
     """
     image = dataset.load_image(image_id)
-    mask, class_ids = dataset.load_mask(image_id)
+    if with_attributes:
+        num_attributes = int(config.NUM_ATTRIBUTES)
+        mask, class_ids, attributes, attribute_weights = _load_instances(dataset, image_id, num_attributes)
+    else:
+        mask, class_ids = dataset.load_mask(image_id)
     mask, class_ids = _check_instances(dataset, image_id, image, mask, class_ids)
     original_shape = image.shape
     # One generator for the random crop, the flip and the augmentation seed when seeded; else global state.
@@ -114,6 +147,8 @@ def load_image_gt(
     keep = (bbox[:, 2] > bbox[:, 0]) & (bbox[:, 3] > bbox[:, 1])
     if not keep.all():
         mask, class_ids, bbox = mask[:, :, keep], class_ids[keep], bbox[keep]
+        if with_attributes:
+            attributes, attribute_weights = attributes[keep], attribute_weights[keep]
 
     active_class_ids = np.zeros([dataset.num_classes], dtype=np.int32)
     active_class_ids[dataset.source_class_ids[dataset.image_info[image_id]["source"]]] = 1
@@ -122,7 +157,10 @@ def load_image_gt(
         mask = minimize_mask(bbox, mask, config.MINI_MASK_SHAPE).astype(bool, copy=False)
 
     image_meta = ImageMeta(image_id, original_shape, image.shape, plan.window, plan.scale, active_class_ids)
-    return np.ascontiguousarray(image), image_meta.to_vector(), class_ids, bbox, mask
+    outputs = (np.ascontiguousarray(image), image_meta.to_vector(), class_ids, bbox, mask)
+    if with_attributes:
+        return (*outputs, attributes, attribute_weights)
+    return outputs
 
 
 def anchor_overlaps(anchors: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -39,6 +39,8 @@ INPUT_NAMES = (
     "input_gt_boxes",
     "input_gt_masks",
 )
+# The two further inputs of a model with an attribute head (config.NUM_ATTRIBUTES > 0).
+ATTRIBUTE_INPUT_NAMES = ("input_gt_attributes", "input_gt_attribute_weights")
 
 
 class NoUsableImageError(RuntimeError):
@@ -47,6 +49,20 @@ class NoUsableImageError(RuntimeError):
 
 # data_generator gives up after this many failed images, as Matterport's.
 MAX_GENERATOR_ERRORS = 5
+
+
+def check_attributes(dataset: Any, config: Any) -> None:
+    """Raise ValueError unless ``dataset`` gives the config.NUM_ATTRIBUTES attributes a model with an attribute
+    head trains on (nothing to check for a model without one: a dataset's attributes are then ignored)."""
+    wanted = int(getattr(config, "NUM_ATTRIBUTES", 0))
+    if not wanted:
+        return
+    available = int(getattr(dataset, "num_attributes", 0))
+    if available != wanted:
+        raise ValueError(
+            f"the model predicts {wanted} attributes (NUM_ATTRIBUTES) but {type(dataset).__name__} labels its "
+            f"instances with {available}; build the model with NUM_ATTRIBUTES = {available}"
+        )
 
 
 def training_anchors(config: Any) -> np.ndarray:
@@ -76,13 +92,21 @@ def _augmentation_for(dataset: Any, image_id: int, augmentation: Any, no_augment
 
 
 def _limit_instances(
-    class_ids: np.ndarray, boxes: np.ndarray, masks: np.ndarray, limit: int, rng: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Keeps a random ``limit`` instances when there are more (Matterport's MAX_GT_INSTANCES rule)."""
+    class_ids: np.ndarray,
+    boxes: np.ndarray,
+    masks: np.ndarray,
+    limit: int,
+    rng: Any,
+    rows: tuple[np.ndarray, ...] = (),
+) -> tuple[np.ndarray, ...]:
+    """Keeps a random ``limit`` instances when there are more (Matterport's MAX_GT_INSTANCES rule).
+
+    rows: further per-instance arrays ([N, ...], e.g. attributes) cut the same way and returned after masks.
+    """
     if class_ids.shape[0] <= limit:
-        return class_ids, boxes, masks
+        return (class_ids, boxes, masks, *rows)
     ids = np.sort(rng.choice(class_ids.shape[0], limit, replace=False))
-    return class_ids[ids], boxes[ids], masks[:, :, ids]
+    return (class_ids[ids], boxes[ids], masks[:, :, ids], *(r[ids] for r in rows))
 
 
 class DataLoader(keras.utils.PyDataset):
@@ -97,6 +121,9 @@ class DataLoader(keras.utils.PyDataset):
         input_gt_boxes [B, G, (y1, x1, y2, x2)] float32 pixel coordinates, zero-padded.
         input_gt_masks [B, mh, mw, G] bool, mini masks (MINI_MASK_SHAPE) when config.USE_MINI_MASK, else
             full-size [H, W].
+        With config.NUM_ATTRIBUTES = A > 0 (the dataset's ``load_mask_and_attribute_targets`` gives them):
+        input_gt_attributes [B, G, A] float32 multi-hot, input_gt_attribute_weights [B, G, A] float32
+            (1 where labelled), zero-padded.
 
     Batch ``i`` of an epoch takes the images at positions ``i*B ..`` of the epoch's order; an image without
     instances (after augmentation) is replaced by the next image in that order, wrapping around, so a batch is
@@ -140,6 +167,7 @@ class DataLoader(keras.utils.PyDataset):
         )
         if dataset.num_images == 0:
             raise ValueError("DataLoader needs a prepared dataset with at least one image")
+        check_attributes(dataset, config)
         self.dataset = dataset
         self.config = config
         self.shuffle = shuffle
@@ -233,8 +261,9 @@ class DataLoader(keras.utils.PyDataset):
         augmentation = _augmentation_for(
             self.dataset, image_id, self.augmentation, self.no_augmentation_sources
         )
+        with_attributes = bool(self.config.NUM_ATTRIBUTES)
         try:
-            image, image_meta, class_ids, boxes, masks = load_image_gt(
+            image, image_meta, class_ids, boxes, masks, *attributes = load_image_gt(
                 self.dataset,
                 self.config,
                 image_id,
@@ -242,6 +271,7 @@ class DataLoader(keras.utils.PyDataset):
                 augmentation=augmentation,
                 use_mini_mask=self.config.USE_MINI_MASK,
                 seed=int(rng.integers(2**31)),
+                with_attributes=with_attributes,
             )
         except Exception as e:
             if not self.skip_errors:
@@ -267,11 +297,13 @@ class DataLoader(keras.utils.PyDataset):
                 self._epoch_skipped += 1
                 self.skipped_image_ids.add(image_id)
             return None
-        class_ids, boxes, masks = _limit_instances(class_ids, boxes, masks, self.config.MAX_GT_INSTANCES, rng)
+        class_ids, boxes, masks, *attributes = _limit_instances(
+            class_ids, boxes, masks, self.config.MAX_GT_INSTANCES, rng, rows=tuple(attributes)
+        )
         rpn_match, rpn_bbox = build_rpn_targets(
             image.shape, self.anchors, class_ids, boxes, self.config, rng=rng
         )
-        return image, image_meta, rpn_match, rpn_bbox, class_ids, boxes, masks
+        return (image, image_meta, rpn_match, rpn_bbox, class_ids, boxes, masks, *attributes)
 
     def _collate(self, examples: list[tuple[np.ndarray, ...]]) -> dict[str, np.ndarray]:
         config = self.config
@@ -292,7 +324,13 @@ class DataLoader(keras.utils.PyDataset):
             "input_gt_boxes": np.zeros((b, g, 4), dtype=np.float32),
             "input_gt_masks": np.zeros((b,) + mask_shape + (g,), dtype=bool),
         }
-        for i, (image, meta, rpn_match, rpn_bbox, class_ids, boxes, masks) in enumerate(examples):
+        num_attributes = int(config.NUM_ATTRIBUTES)
+        if num_attributes:
+            for name in ATTRIBUTE_INPUT_NAMES:
+                batch[name] = np.zeros((b, g, num_attributes), dtype=np.float32)
+        for i, (image, meta, rpn_match, rpn_bbox, class_ids, boxes, masks, *attributes) in enumerate(
+            examples
+        ):
             n = class_ids.shape[0]
             batch["input_image"][i] = mold_image(image.astype(np.float32), config)
             batch["input_image_meta"][i] = meta
@@ -301,6 +339,8 @@ class DataLoader(keras.utils.PyDataset):
             batch["input_gt_class_ids"][i, :n] = class_ids
             batch["input_gt_boxes"][i, :n] = boxes
             batch["input_gt_masks"][i, :, :, :n] = masks
+            for name, rows in zip(ATTRIBUTE_INPUT_NAMES, attributes):
+                batch[name][i, :n] = rows
         return batch
 
 
@@ -319,7 +359,9 @@ def data_generator(
 
     inputs: [images [B,H,W,3] float32 molded, image_meta [B,META] float32, rpn_match [B,A,1] int32,
     rpn_bbox [B,RPN_TRAIN_ANCHORS_PER_IMAGE,4] float32, gt_class_ids [B,G] int32, gt_boxes [B,G,4] int32,
-    gt_masks [B,mh,mw,G] bool]; with random_rois also rpn_rois [B,random_rois,4] int32, and with
+    gt_masks [B,mh,mw,G] bool]; with config.NUM_ATTRIBUTES = A > 0 also gt_attributes [B,G,A] and
+    gt_attribute_weights [B,G,A] float32 (the model's inputs in order); with random_rois also rpn_rois
+    [B,random_rois,4] int32, and with
     detection_targets also rois [B,T,4] int32. outputs: [] or, with detection_targets, [class_ids [B,T,1],
     bbox [B,T,NUM_CLASSES,4], mask [B,T,MASK_SHAPE...,NUM_CLASSES]].
 
@@ -327,6 +369,8 @@ def data_generator(
     fails to load is logged (with its name) and skipped, and the error is raised after 5 such failures.
     """
     anchors = training_anchors(config)
+    check_attributes(dataset, config)
+    with_attributes = bool(getattr(config, "NUM_ATTRIBUTES", 0))
     image_ids = np.copy(dataset.image_ids)
     rng = np.random.default_rng(np.random.randint(2**31))
     image_index = -1
@@ -338,13 +382,14 @@ def data_generator(
             np.random.shuffle(image_ids)
         image_id = int(image_ids[image_index])
         try:
-            image, image_meta, class_ids, boxes, masks = load_image_gt(
+            image, image_meta, class_ids, boxes, masks, *attributes = load_image_gt(
                 dataset,
                 config,
                 image_id,
                 augment=augment,
                 augmentation=_augmentation_for(dataset, image_id, augmentation, no_augmentation_sources),
                 use_mini_mask=config.USE_MINI_MASK,
+                with_attributes=with_attributes,
             )
             if not np.any(class_ids > 0):
                 continue
@@ -363,10 +408,12 @@ def data_generator(
             if error_count > MAX_GENERATOR_ERRORS:
                 raise
             continue
-        class_ids, boxes, masks = _limit_instances(
-            class_ids, boxes, masks, config.MAX_GT_INSTANCES, np.random
+        class_ids, boxes, masks, *attributes = _limit_instances(
+            class_ids, boxes, masks, config.MAX_GT_INSTANCES, np.random, rows=tuple(attributes)
         )
-        collected.append((image, image_meta, rpn_match, rpn_bbox, class_ids, boxes, masks) + example)
+        collected.append(
+            (image, image_meta, rpn_match, rpn_bbox, class_ids, boxes, masks, *attributes) + example
+        )
         if len(collected) < batch_size:
             continue
         yield _generator_batch(collected, anchors, config, random_rois, detection_targets)
@@ -399,14 +446,23 @@ def _generator_batch(
         gt_boxes[i, :n] = ex[5]
         gt_masks[i, :, :, :n] = ex[6]
     inputs = [images, metas, rpn_match, rpn_bbox, gt_class_ids, gt_boxes, gt_masks]
+    k = 7  # where the optional parts of an example start
+    num_attributes = int(getattr(config, "NUM_ATTRIBUTES", 0))
+    if num_attributes:
+        for j in (k, k + 1):
+            rows = np.zeros((b, g, num_attributes), dtype=np.float32)
+            for i, ex in enumerate(examples):
+                rows[i, : ex[j].shape[0]] = ex[j]
+            inputs.append(rows)
+        k += 2
     outputs: list[np.ndarray] = []
     if random_rois:
-        inputs.append(np.stack([ex[7] for ex in examples]))
+        inputs.append(np.stack([ex[k] for ex in examples]))
         if detection_targets:
-            inputs.append(np.stack([ex[8] for ex in examples]))
+            inputs.append(np.stack([ex[k + 1] for ex in examples]))
             outputs = [
-                np.stack([ex[9] for ex in examples])[..., np.newaxis],
-                np.stack([ex[10] for ex in examples]),
-                np.stack([ex[11] for ex in examples]),
+                np.stack([ex[k + 2] for ex in examples])[..., np.newaxis],
+                np.stack([ex[k + 3] for ex in examples]),
+                np.stack([ex[k + 4] for ex in examples]),
             ]
     return inputs, outputs

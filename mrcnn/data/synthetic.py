@@ -7,6 +7,10 @@ built with the same arguments are identical, and no files are involved::
     dataset = ShapesDataset.build(count=50, height=128, width=128, seed=0)
     image = dataset.load_image(0)            # [128, 128, 3] uint8
     mask, class_ids = dataset.load_mask(0)   # [128, 128, N] bool, [N] int32 in {1, 2, 3}
+
+:class:`AttributeShapesDataset` adds per-instance attributes that can be seen in the image (for models with an
+attribute head, ``NUM_ATTRIBUTES = 3``): "reddish", "large" and "greenish", the last not annotated on
+triangles (loss weight 0).
 """
 
 from __future__ import annotations
@@ -164,7 +168,7 @@ class ShapesDataset(Dataset):
         masks = np.zeros([info["height"], info["width"], len(crops)], dtype=bool)
         # Occlusion: a pixel belongs to the last shape drawn over it.
         covered_later = np.zeros(masks.shape[:2], dtype=bool)
-        keep = np.zeros([len(crops)], dtype=bool)
+        keep = np.zeros([len(crops)], dtype=bool)  # see also AttributeShapesDataset._visible
         for i in range(len(crops) - 1, -1, -1):
             y0, x0, inside = crops[i]
             window = (slice(y0, y0 + inside.shape[0]), slice(x0, x0 + inside.shape[1]))
@@ -178,3 +182,51 @@ class ShapesDataset(Dataset):
     def image_reference(self, image_id: int) -> str:
         info = self.image_info[image_id]
         return f"shapes image {image_id}: " + ", ".join(s[0] for s in info["shapes"])
+
+
+class AttributeShapesDataset(ShapesDataset):
+    """:class:`ShapesDataset` whose shapes carry three attributes read off how they are drawn:
+
+    * "reddish": the shape's red channel is at least 128;
+    * "large": its size (half height) is above the middle of the size range of the image;
+    * "greenish": its green channel is at least 128; not annotated on triangles (weight 0 there), to
+      exercise attributes a dataset leaves out for a class.
+    """
+
+    ATTRIBUTES = ("reddish", "large", "greenish")
+
+    @property
+    def num_attributes(self) -> int:
+        return len(self.ATTRIBUTES)
+
+    @property
+    def model_attribute_names(self) -> list[str]:
+        return list(self.ATTRIBUTES)
+
+    def _visible(self, image_id: int) -> np.ndarray:
+        """[S] bool: which of the image's shapes :meth:`load_mask` keeps (not hidden by later shapes)."""
+        info = self.image_info[image_id]
+        covered = np.zeros([info["height"], info["width"]], dtype=bool)
+        crops = self._crops(image_id)
+        keep = np.zeros([len(crops)], dtype=bool)
+        for i in range(len(crops) - 1, -1, -1):
+            y0, x0, inside = crops[i]
+            window = (slice(y0, y0 + inside.shape[0]), slice(x0, x0 + inside.shape[1]))
+            visible = inside & ~covered[window]
+            covered[window] |= visible
+            keep[i] = visible.any()
+        return keep
+
+    def load_attribute_targets(self, image_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """Multi-hot [N, 3] float32 and weights [N, 3] float32 of :meth:`load_mask`'s instances."""
+        info = self.image_info[image_id]
+        dim = min(info["height"], info["width"])
+        middle = (max(3.0, dim / 16) + max(4.0, dim / 6)) / 2
+        rows, weights = [], []
+        for kind, color, _, size in info["shapes"]:
+            rows.append([color[0] >= 128, size > middle, color[1] >= 128])
+            weights.append([1, 1, 0 if kind == "triangle" else 1])
+        keep = self._visible(image_id)
+        shape = (-1, len(self.ATTRIBUTES))
+        attributes = np.asarray(rows, dtype=np.float32).reshape(shape)[keep]
+        return attributes, np.asarray(weights, dtype=np.float32).reshape(shape)[keep]

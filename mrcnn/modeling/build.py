@@ -13,8 +13,15 @@ Training inputs (B = batch, A = anchors, G = MAX_GT_INSTANCES):
     input_image [B, H, W, C] float32 (molded), input_image_meta [B, META], input_rpn_match [B, A, 1] int32,
     input_rpn_bbox [B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4], input_gt_class_ids [B, G] int32,
     input_gt_boxes [B, G, 4] pixel coordinates, input_gt_masks [B, mh, mw, G] bool,
-    and input_rois [B, N, 4] pixel coordinates when USE_RPN_ROIS is False.
+    with NUM_ATTRIBUTES = A > 0 input_gt_attributes [B, G, A] float32 (multi-hot) and
+    input_gt_attribute_weights [B, G, A] float32 (1 where labelled), and input_rois [B, N, 4] pixel
+    coordinates when USE_RPN_ROIS is False.
 Inference inputs: input_image, input_image_meta, input_anchors [B, A, 4] normalized.
+
+With NUM_ATTRIBUTES = 0 the graphs are Matterport's (same layers, names and weights). With A > 0 an attribute
+head (layers ``mrcnn_attr_*``, see :mod:`mrcnn.modeling.heads`) adds the training loss "mrcnn_attr_loss"
+(:func:`loss_outputs`) and the inference output ``mrcnn_attr`` [B, DETECTION_MAX_INSTANCES, A], the attribute
+probabilities of each detection (zero rows for padding), computed on the detections' boxes as the masks are.
 """
 
 from __future__ import annotations
@@ -28,13 +35,20 @@ import tensorflow as tf
 
 from mrcnn.anchors import compute_backbone_shapes, generate_pyramid_anchors
 from mrcnn.boxes import norm_boxes
-from mrcnn.config import Config
+from mrcnn.config import ATTRIBUTE_LOSS_NAME, Config
 from mrcnn.modeling import losses
 from mrcnn.modeling.backbone import build_backbone
 from mrcnn.modeling.detection import DetectionLayer
 from mrcnn.modeling.fpn import fpn_graph
 from mrcnn.modeling.graph_utils import norm_boxes_graph
-from mrcnn.modeling.heads import build_fpn_mask_graph, fpn_classifier_graph
+from mrcnn.modeling.heads import (
+    ClassifierTrunk,
+    attribute_head_graph,
+    attribute_logits_layer,
+    attribute_probabilities,
+    build_fpn_mask_graph,
+    classifier_outputs,
+)
 from mrcnn.modeling.layers import fold_batch_norms, plain_floats, plain_int, plain_ints
 from mrcnn.modeling.proposals import ProposalLayer
 from mrcnn.modeling.roi_align import PyramidROIAlign
@@ -43,6 +57,13 @@ from mrcnn.modeling.targets import DetectionTargetLayer
 from mrcnn.precision import keras_policy
 
 LOSS_OUTPUTS = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss", "mrcnn_mask_loss")
+ATTRIBUTE_INPUTS = ("input_gt_attributes", "input_gt_attribute_weights")
+
+
+def loss_outputs(config: Config) -> tuple[str, ...]:
+    """The names of the training graph's loss outputs, in order (its last outputs): LOSS_OUTPUTS, then
+    "mrcnn_attr_loss" when the model has an attribute head (NUM_ATTRIBUTES > 0)."""
+    return LOSS_OUTPUTS + ((ATTRIBUTE_LOSS_NAME,) if config.NUM_ATTRIBUTES else ())
 
 
 def anchor_args(config: Config, image_shape) -> dict:
@@ -169,21 +190,21 @@ MIN_HEAD_ROWS = 1
 
 @keras.saving.register_keras_serializable(package="mrcnn")
 class PositiveRows(keras.layers.Layer):
-    """call([rois, target_class_ids, target_mask]) -> the same three cut to their first n rows, where n is the
+    """call([rois, target_class_ids, *targets]) -> the same tensors cut to their first n rows, where n is the
     largest count of positive ROIs (target class id > 0) of any image in the batch, and at least
     MIN_HEAD_ROWS (see above: a step that samples no positive ROI must not give the mask head zero rows).
 
     The detection target layer puts each image's positives first, so the rows cut off are negatives and
     padding, which the mask loss ignores: the mask head, the costliest part of a training step on the CPU,
-    then runs on the positives alone. rois [B, T, 4], target_class_ids [B, T], target_mask [B, T, h, w]
-    -> [B, n, 4], [B, n], [B, n, h, w].
+    then runs on the positives alone. rois [B, T, 4], target_class_ids [B, T], targets [B, T, ...] (e.g.
+    target_mask [B, T, h, w]) -> [B, n, 4], [B, n], [B, n, ...].
     """
 
     def call(self, inputs):
-        rois, class_ids, masks = inputs
+        rois, class_ids, *targets = inputs
         positives = tf.reduce_sum(tf.cast(class_ids > 0, tf.int32), axis=1)
         n = tf.reduce_max(tf.concat([positives, [MIN_HEAD_ROWS]], axis=0))
-        return rois[:, :n], class_ids[:, :n], masks[:, :n]
+        return [rois[:, :n], class_ids[:, :n], *(t[:, :n] for t in targets)]
 
     def compute_output_shape(self, input_shapes):
         return tuple((shape[0], None, *shape[2:]) for shape in input_shapes)
@@ -290,6 +311,8 @@ _FLOAT32_LAYER_NAMES = frozenset(
         "mrcnn_bbox",
         "mrcnn_mask",
         "mrcnn_mask_unflatten_rois",
+        "mrcnn_attr_logits",
+        "mrcnn_attr",
     }
 )
 
@@ -408,6 +431,17 @@ def detection_target_args(config: Config) -> dict:
     )
 
 
+def attribute_head_args(config: Config) -> dict:
+    """:func:`~mrcnn.modeling.heads.attribute_head_graph` arguments from ``config`` (an attribute head with its
+    own fully connected layers, ATTRIBUTE_FC_LAYERS_SIZE > 0)."""
+    return dict(
+        pool_size=int(config.POOL_SIZE),
+        num_attributes=int(config.NUM_ATTRIBUTES),
+        fc_layers_size=int(config.ATTRIBUTE_FC_LAYERS_SIZE),
+        train_bn=config.TRAIN_BN,
+    )
+
+
 def detection_layer_args(config: Config) -> dict:
     """:class:`DetectionLayer` (and ``refine_detections_graph``) arguments from ``config``."""
     return dict(
@@ -454,11 +488,15 @@ def _rpn(rpn_feature_maps, config: Config):
 
 @_graph_builder
 def build_training_model(config: Config) -> keras.Model:
-    """The training graph: its last five outputs are the losses, each a [1] tensor named after LOSS_OUTPUTS.
+    """The training graph: its last outputs are the losses, each a [1] tensor named after
+    :func:`loss_outputs` (five; six with an attribute head).
 
     mrcnn_mask covers the first n ROIs of ``rois``, n being the largest number of positive ROIs of an image in
-    the batch (see :class:`PositiveRows`), not all of them as in Matterport; the loss is the same.
+    the batch (see :class:`PositiveRows`), not all of them as in Matterport; the loss is the same. With an
+    attribute head, the output before the losses is its logits mrcnn_attr_logits: [B, T, A] on the classifier's
+    features, or [B, n, A] on the positive rows for a head with its own layers.
     """
+    num_attributes = int(config.NUM_ATTRIBUTES)
     h, w, c = (int(v) for v in config.IMAGE_SHAPE)
     input_image = keras.Input(shape=(None, None, c), name="input_image")
     input_image_meta = keras.Input(shape=(config.IMAGE_META_SIZE,), name="input_image_meta")
@@ -477,6 +515,12 @@ def build_training_model(config: Config) -> keras.Model:
         input_gt_boxes,
         input_gt_masks,
     ]
+    attribute_inputs = []
+    if num_attributes:
+        attribute_inputs = [
+            keras.Input(shape=(None, num_attributes), name=name, dtype="float32") for name in ATTRIBUTE_INPUTS
+        ]
+        inputs += attribute_inputs
     gt_boxes = NormBoxes(name="gt_boxes_normalized")([input_gt_boxes, input_image])
 
     rpn_feature_maps, mrcnn_feature_maps = _feature_pyramid(input_image, config)
@@ -494,19 +538,15 @@ def build_training_model(config: Config) -> keras.Model:
         target_rois = NormBoxes(name="input_roi_normalized")([input_rois, input_image])
         rpn_rois = target_rois
 
-    targets = DetectionTargetLayer(**detection_target_args(config), name="proposal_targets")
-    rois, target_class_ids, target_bbox, target_mask = targets(
-        [target_rois, input_gt_class_ids, gt_boxes, input_gt_masks]
+    targets = DetectionTargetLayer(
+        **detection_target_args(config), num_attributes=num_attributes, name="proposal_targets"
     )
-    mrcnn_class_logits, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
-        rois,
-        mrcnn_feature_maps,
-        input_image_meta,
-        config.POOL_SIZE,
-        config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+    rois, target_class_ids, target_bbox, target_mask, *attribute_targets = targets(
+        [target_rois, input_gt_class_ids, gt_boxes, input_gt_masks, *attribute_inputs]
     )
+    trunk = ClassifierTrunk(config.POOL_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE, train_bn=config.TRAIN_BN)
+    shared = trunk(rois, mrcnn_feature_maps, input_image_meta)
+    mrcnn_class_logits, mrcnn_class, mrcnn_bbox = classifier_outputs(shared, config.NUM_CLASSES)
     # The mask loss only looks at positive ROIs, which the detection target layer puts first: run the mask
     # head on those rows alone (on average a third of the rows or fewer).
     mask_rois, mask_target_ids, mask_targets = PositiveRows(name="mask_rows")(
@@ -535,6 +575,27 @@ def build_training_model(config: Config) -> keras.Model:
     mask_loss = LossLayer("mrcnn_mask_loss", name="mrcnn_mask_loss")(
         [mask_targets, mask_target_ids, mrcnn_mask]
     )
+    attribute_outputs = []
+    if num_attributes:
+        target_attributes, target_weights = attribute_targets
+        if config.ATTRIBUTE_FC_LAYERS_SIZE:
+            # Its own layers: like the mask head, run on the positive rows only (the loss counts no other).
+            attr_rois, attr_class_ids, target_attributes, target_weights = PositiveRows(name="attr_rows")(
+                [rois, target_class_ids, target_attributes, target_weights]
+            )
+            attr_logits = attribute_head_graph(
+                attr_rois, mrcnn_feature_maps, input_image_meta, **attribute_head_args(config)
+            )
+        else:
+            attr_class_ids = target_class_ids
+            attr_logits = attribute_logits_layer(num_attributes)(shared)
+        attr_loss = LossLayer(ATTRIBUTE_LOSS_NAME, name=ATTRIBUTE_LOSS_NAME)(
+            [target_attributes, target_weights, attr_class_ids, attr_logits]
+        )
+        attribute_outputs = [attr_logits]
+        losses_out = [attr_loss]
+    else:
+        losses_out = []
     outputs = [
         rpn_class_logits,
         rpn_class,
@@ -545,11 +606,13 @@ def build_training_model(config: Config) -> keras.Model:
         mrcnn_mask,
         rpn_rois,
         rois,
+        *attribute_outputs,
         rpn_class_loss,
         rpn_bbox_loss,
         class_loss,
         bbox_loss,
         mask_loss,
+        *losses_out,
     ]
     return MaskRCNNGraph(inputs, outputs, name="mask_rcnn")
 
@@ -563,7 +626,9 @@ def build_inference_model(config: Config) -> keras.Model:
 
     Outputs: detections [B, DETECTION_MAX_INSTANCES, (y1, x1, y2, x2, class_id, score)] normalized,
     mrcnn_class [B, N, NUM_CLASSES], mrcnn_bbox [B, N, NUM_CLASSES, 4], mrcnn_mask [B, D, 28, 28, NUM_CLASSES],
-    rpn_rois [B, N, 4] normalized, rpn_class [B, A, 2], rpn_bbox [B, A, 4].
+    rpn_rois [B, N, 4] normalized, rpn_class [B, A, 2], rpn_bbox [B, A, 4]; with NUM_ATTRIBUTES = A > 0 also
+    mrcnn_attr [B, D, A], each detection's attribute probabilities (computed on its box, as its mask; zero
+    rows for padding).
     """
     c = int(config.IMAGE_SHAPE[2])
     input_image = keras.Input(shape=(None, None, c), name="input_image")
@@ -575,14 +640,9 @@ def build_inference_model(config: Config) -> keras.Model:
     rpn_rois = ProposalLayer(**proposal_layer_args(config, "inference"), name="ROI")(
         [rpn_class, rpn_bbox, input_anchors]
     )
-    _, mrcnn_class, mrcnn_bbox = fpn_classifier_graph(
-        rpn_rois,
-        mrcnn_feature_maps,
-        input_image_meta,
-        config.POOL_SIZE,
-        config.NUM_CLASSES,
-        train_bn=config.TRAIN_BN,
-        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+    trunk = ClassifierTrunk(config.POOL_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE, train_bn=config.TRAIN_BN)
+    _, mrcnn_class, mrcnn_bbox = classifier_outputs(
+        trunk(rpn_rois, mrcnn_feature_maps, input_image_meta), config.NUM_CLASSES
     )
     detections = DetectionLayer(**detection_layer_args(config), name="mrcnn_detection")(
         [rpn_rois, mrcnn_class, mrcnn_bbox, input_image_meta]
@@ -600,4 +660,17 @@ def build_inference_model(config: Config) -> keras.Model:
         [mrcnn_mask, detections]
     )
     outputs = [detections, mrcnn_class, mrcnn_bbox, mrcnn_mask, rpn_rois, rpn_class, rpn_bbox]
+    if config.NUM_ATTRIBUTES:
+        if config.ATTRIBUTE_FC_LAYERS_SIZE:
+            attr_logits = attribute_head_graph(
+                detection_boxes, mrcnn_feature_maps, input_image_meta, **attribute_head_args(config)
+            )
+        else:
+            # The classifier's features of the detections' boxes (the same layers, called a second time).
+            features = trunk(detection_boxes, mrcnn_feature_maps, input_image_meta)
+            attr_logits = attribute_logits_layer(int(config.NUM_ATTRIBUTES))(features)
+        mrcnn_attr = PadDetections(config.DETECTION_MAX_INSTANCES, name="mrcnn_attr_padded")(
+            [attribute_probabilities(attr_logits), detections]
+        )
+        outputs.append(mrcnn_attr)
     return MaskRCNNGraph([input_image, input_image_meta, input_anchors], outputs, name="mask_rcnn")

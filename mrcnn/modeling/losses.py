@@ -1,4 +1,5 @@
-"""The five Mask R-CNN losses. Each returns a float32 scalar, 0 when there is nothing to average.
+"""The five Mask R-CNN losses, and the attribute head's. Each returns a float32 scalar, 0 when there is nothing to
+average.
 
 ``LOSS_FUNCTIONS`` names them after the training graph's loss outputs, so a loss layer can be saved by name.
 """
@@ -132,11 +133,40 @@ def mrcnn_mask_loss_graph(
     return _mean_or_zero(bce)
 
 
-# The training graph's loss outputs, in order, and the function that computes each.
+def mrcnn_attr_loss_graph(
+    target_attributes: tf.Tensor,
+    target_weights: tf.Tensor,
+    target_class_ids: tf.Tensor,
+    pred_logits: tf.Tensor,
+) -> tf.Tensor:
+    """Attribute head loss: the weighted mean sigmoid cross-entropy over the positive ROIs' attributes.
+
+    target_attributes: [B, T, A] multi-hot (0/1) attributes of each ROI's matched ground-truth instance.
+    target_weights: [B, T, A] >= 0, 1 where that instance is labelled for the attribute (0 for attributes its
+        dataset does not annotate for its class, and for negative and padding ROIs).
+    target_class_ids: [B, T] int; only ROIs with a positive class count.
+    pred_logits: [B, T, A] attribute logits.
+    With w = target_weights * (target_class_ids > 0) and the element-wise
+    BCE(z, y) = max(z, 0) - z * y + log(1 + exp(-|z|)) (``tf.nn.sigmoid_cross_entropy_with_logits``):
+        loss = sum(w * BCE(pred_logits, target_attributes)) / sum(w), and 0 when sum(w) == 0.
+    """
+    logits = tf.cast(pred_logits, tf.float32)
+    labels = tf.cast(target_attributes, tf.float32)
+    positive = tf.cast(tf.cast(target_class_ids, tf.int32) > 0, tf.float32)[..., tf.newaxis]
+    weights = tf.cast(target_weights, tf.float32) * positive
+    bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    # tf.where, not a product: rows that do not count add 0 even where their logits are not finite.
+    weighted = tf.where(weights > 0, weights * bce, 0.0)
+    return tf.math.divide_no_nan(tf.reduce_sum(weighted), tf.reduce_sum(weights))
+
+
+# The training graph's loss outputs, in order, and the function that computes each (mrcnn_attr_loss only in a
+# model with an attribute head).
 LOSS_FUNCTIONS = {
     "rpn_class_loss": rpn_class_loss_graph,
     "rpn_bbox_loss": rpn_bbox_loss_graph,
     "mrcnn_class_loss": mrcnn_class_loss_graph,
     "mrcnn_bbox_loss": mrcnn_bbox_loss_graph,
     "mrcnn_mask_loss": mrcnn_mask_loss_graph,
+    "mrcnn_attr_loss": mrcnn_attr_loss_graph,
 }

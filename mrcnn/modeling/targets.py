@@ -32,6 +32,8 @@ def detection_targets_graph(
     mask_shape: Sequence[int],
     bbox_std_dev: Sequence[float],
     use_mini_mask: bool,
+    gt_attributes=None,
+    gt_attribute_weights=None,
 ):
     """Targets for one image.
 
@@ -43,12 +45,17 @@ def detection_targets_graph(
     num_rois: ROIs sampled per image (TRAIN_ROIS_PER_IMAGE). positive_ratio: largest share of positive ROIs
         (ROI_POSITIVE_RATIO). mask_shape: (height, width) of the mask targets (MASK_SHAPE).
     bbox_std_dev: the 4 factors the box targets are divided by (BBOX_STD_DEV).
+    gt_attributes, gt_attribute_weights: optional [G, A] float32, zero-padded like gt_class_ids: each
+        instance's multi-hot attributes and their loss weights (0 where not labelled). Give both or neither.
     (Matterport's ``detection_targets_graph(..., config)`` is in :mod:`mrcnn.matterport_compat`.)
 
     Returns, with T = num_rois, zero-padded (negatives get zero targets):
         rois [T, 4] (positives first, then negatives), class_ids [T] int32, deltas [T, 4] (divided by
-        bbox_std_dev), masks [T, mask_shape[0], mask_shape[1]] float32 in {0, 1}.
+        bbox_std_dev), masks [T, mask_shape[0], mask_shape[1]] float32 in {0, 1}; with attributes also
+        attributes [T, A] and attribute_weights [T, A] float32: each positive ROI's matched instance's rows,
+        zero (weight 0) for negatives and padding.
     """
+    with_attributes = gt_attributes is not None
     num_rois = int(num_rois)
     mask_shape = tuple(int(s) for s in mask_shape)
 
@@ -56,6 +63,9 @@ def detection_targets_graph(
     gt_boxes, non_zeros = trim_zeros_graph(tf.cast(gt_boxes, tf.float32), name="trim_gt_boxes")
     gt_class_ids = tf.boolean_mask(tf.cast(gt_class_ids, tf.int32), non_zeros)
     gt_masks = tf.boolean_mask(tf.transpose(gt_masks, [2, 0, 1]), non_zeros)  # [G, h, w]
+    if with_attributes:
+        gt_attributes = tf.boolean_mask(tf.cast(gt_attributes, tf.float32), non_zeros)
+        gt_attribute_weights = tf.boolean_mask(tf.cast(gt_attribute_weights, tf.float32), non_zeros)
 
     # Crowd boxes (negative class ids) are not targets; proposals overlapping them are not negatives.
     is_crowd = gt_class_ids < 0
@@ -64,6 +74,9 @@ def detection_targets_graph(
     gt_class_ids = tf.boolean_mask(gt_class_ids, is_instance)
     gt_boxes = tf.boolean_mask(gt_boxes, is_instance)
     gt_masks = tf.boolean_mask(gt_masks, is_instance)
+    if with_attributes:
+        gt_attributes = tf.boolean_mask(gt_attributes, is_instance)
+        gt_attribute_weights = tf.boolean_mask(gt_attribute_weights, is_instance)
 
     overlaps = overlaps_graph(proposals, gt_boxes)  # [P, G]
     no_crowd = _max_or_zero(overlaps_graph(proposals, crowd_boxes)) < 0.001
@@ -119,7 +132,15 @@ def detection_targets_graph(
     roi_class_ids = tf.ensure_shape(roi_class_ids, (num_rois,))
     deltas = tf.ensure_shape(deltas, (num_rois, 4))
     masks = tf.ensure_shape(masks, (num_rois, *mask_shape))
-    return rois, roi_class_ids, deltas, masks
+    if not with_attributes:
+        return rois, roi_class_ids, deltas, masks
+    # gather of an empty [0, A] table (no GT) with no positives gives [0, A]; the padding fills the rows.
+    roi_attributes = tf.pad(tf.gather(gt_attributes, assignment), [(0, target_padding), (0, 0)])
+    roi_weights = tf.pad(tf.gather(gt_attribute_weights, assignment), [(0, target_padding), (0, 0)])
+    num_attributes = gt_attributes.shape[-1]
+    roi_attributes = tf.ensure_shape(roi_attributes, (num_rois, num_attributes))
+    roi_weights = tf.ensure_shape(roi_weights, (num_rois, num_attributes))
+    return rois, roi_class_ids, deltas, masks, roi_attributes, roi_weights
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
@@ -128,15 +149,20 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     num_rois, positive_ratio, mask_shape, bbox_std_dev, use_mini_mask: see :func:`detection_targets_graph`
     (:func:`mrcnn.modeling.build.detection_target_args` reads them from a ``Config``).
+    num_attributes: A, the attributes per instance (NUM_ATTRIBUTES); 0 for none.
 
-    call([proposals, gt_class_ids, gt_boxes, gt_masks]):
+    call([proposals, gt_class_ids, gt_boxes, gt_masks]), or with num_attributes > 0
+    call([proposals, gt_class_ids, gt_boxes, gt_masks, gt_attributes, gt_attribute_weights]):
         proposals: [B, P, (y1, x1, y2, x2)] normalized, zero-padded.
         gt_class_ids: [B, MAX_GT_INSTANCES] int (negative = crowd).
         gt_boxes: [B, MAX_GT_INSTANCES, (y1, x1, y2, x2)] normalized.
         gt_masks: [B, height, width, MAX_GT_INSTANCES] bool (full size or mini masks, see use_mini_mask).
+        gt_attributes, gt_attribute_weights: [B, MAX_GT_INSTANCES, A] float32 multi-hot attributes and their
+            loss weights.
     Returns, with T = num_rois:
         rois [B, T, 4] normalized, target_class_ids [B, T] int32, target_bbox [B, T, (dy, dx, log(dh),
-        log(dw))] divided by bbox_std_dev, target_mask [B, T, mask_shape[0], mask_shape[1]] float32.
+        log(dw))] divided by bbox_std_dev, target_mask [B, T, mask_shape[0], mask_shape[1]] float32; with
+        attributes also target_attributes and target_attribute_weights [B, T, A] float32.
     No gradient flows through the outputs.
     """
 
@@ -147,9 +173,11 @@ class DetectionTargetLayer(keras.layers.Layer):
         mask_shape: Sequence[int],
         bbox_std_dev: Sequence[float],
         use_mini_mask: bool,
+        num_attributes: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.num_attributes = plain_int(num_attributes, "num_attributes", self)
         self.num_rois = plain_int(num_rois, "num_rois", self)
         self.positive_ratio = plain_float(positive_ratio, "positive_ratio", self)
         self.mask_shape = plain_ints(mask_shape, "mask_shape", self, length=2)
@@ -157,42 +185,60 @@ class DetectionTargetLayer(keras.layers.Layer):
         self.use_mini_mask = bool(use_mini_mask)
 
     def _targets(self, args):
+        proposals, gt_class_ids, gt_boxes, gt_masks, *attributes = args
         return detection_targets_graph(
-            *args,
+            proposals,
+            gt_class_ids,
+            gt_boxes,
+            gt_masks,
             num_rois=self.num_rois,
             positive_ratio=self.positive_ratio,
             mask_shape=self.mask_shape,
             bbox_std_dev=self.bbox_std_dev,
             use_mini_mask=self.use_mini_mask,
+            **(dict(zip(("gt_attributes", "gt_attribute_weights"), attributes)) if attributes else {}),
         )
 
+    def _expected_inputs(self) -> int:
+        return 6 if self.num_attributes else 4
+
     def call(self, inputs):
-        proposals, gt_class_ids, gt_boxes, gt_masks = inputs
-        outputs = tf.map_fn(
-            self._targets,
-            (proposals, gt_class_ids, gt_boxes, gt_masks),
-            fn_output_signature=(
-                tf.TensorSpec((self.num_rois, 4), tf.float32),
-                tf.TensorSpec((self.num_rois,), tf.int32),
-                tf.TensorSpec((self.num_rois, 4), tf.float32),
-                tf.TensorSpec((self.num_rois, *self.mask_shape), tf.float32),
-            ),
-        )
+        inputs = list(inputs)
+        if len(inputs) != self._expected_inputs():
+            raise ValueError(
+                f"{self.name}: expected {self._expected_inputs()} inputs with num_attributes="
+                f"{self.num_attributes}, got {len(inputs)}"
+            )
+        n = self.num_rois
+        signature = [
+            tf.TensorSpec((n, 4), tf.float32),
+            tf.TensorSpec((n,), tf.int32),
+            tf.TensorSpec((n, 4), tf.float32),
+            tf.TensorSpec((n, *self.mask_shape), tf.float32),
+        ]
+        if self.num_attributes:
+            signature += [tf.TensorSpec((n, self.num_attributes), tf.float32)] * 2
+            inputs[4:] = [tf.cast(x, tf.float32) for x in inputs[4:]]
+        outputs = tf.map_fn(self._targets, tuple(inputs), fn_output_signature=tuple(signature))
         return [tf.stop_gradient(o) for o in outputs]
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0]
         n = self.num_rois
-        return [(batch, n, 4), (batch, n), (batch, n, 4), (batch, n, *self.mask_shape)]
+        shapes = [(batch, n, 4), (batch, n), (batch, n, 4), (batch, n, *self.mask_shape)]
+        if self.num_attributes:
+            shapes += [(batch, n, self.num_attributes)] * 2
+        return shapes
 
     def compute_output_spec(self, inputs):
         shapes = self.compute_output_shape([tuple(x.shape) for x in inputs])
-        dtypes = ["float32", "int32", "float32", "float32"]
+        dtypes = ["float32", "int32", "float32", "float32"] + ["float32"] * (2 if self.num_attributes else 0)
         return [keras.KerasTensor(s, dtype=d) for s, d in zip(shapes, dtypes, strict=True)]
 
     def get_config(self):
         config = super().get_config()
         config.update(
+            num_attributes=self.num_attributes,
             num_rois=self.num_rois,
             positive_ratio=self.positive_ratio,
             mask_shape=self.mask_shape,

@@ -271,17 +271,31 @@ def unmold_detections(
         detections up to the first padding row, less those whose box has no area in pixels.
     """
     detections = np.asarray(detections)
+    keep, boxes = _kept_detections(detections, original_shape, image_shape, window)
+    class_ids = detections[keep, 4].astype(np.int32)
+    scores = detections[keep, 5]
+    masks = np.asarray(masks)[keep]
+    if masks.ndim == 4:
+        masks = masks[np.arange(len(keep)), :, :, class_ids]
+    return boxes, class_ids, scores, paste_masks(masks, boxes, tuple(original_shape[:2]))
+
+
+def kept_detection_rows(
+    detections: np.ndarray, original_shape: Sequence[int], image_shape: Sequence[int], window: Sequence[int]
+) -> np.ndarray:
+    """[N] int indices of the rows of ``detections`` that :func:`unmold_detections` returns, in its order
+    (to select further per-detection outputs, e.g. attribute scores, the same way)."""
+    return _kept_detections(np.asarray(detections), original_shape, image_shape, window)[0]
+
+
+def _kept_detections(detections, original_shape, image_shape, window) -> tuple[np.ndarray, np.ndarray]:
+    """(kept row indices [N], their boxes [N, 4] int32 in original pixels): the rows up to the first padding
+    row, less those whose box has no area in pixels."""
     zero_ix = np.where(detections[:, 4] == 0)[0]
     n = zero_ix[0] if zero_ix.shape[0] > 0 else detections.shape[0]
-    class_ids = detections[:n, 4].astype(np.int32)
-    scores = detections[:n, 5]
-    masks = np.asarray(masks)[:n]
-    if masks.ndim == 4:
-        masks = masks[np.arange(n), :, :, class_ids]
     boxes = unmold_boxes(detections[:n, :4], window, image_shape, original_shape)
     keep = np.where((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) > 0)[0]
-    boxes, class_ids, scores, masks = boxes[keep], class_ids[keep], scores[keep], masks[keep]
-    return boxes, class_ids, scores, paste_masks(masks, boxes, tuple(original_shape[:2]))
+    return keep, boxes[keep]
 
 
 def _randint(rng: random.Random | np.random.Generator | None, high: int) -> int:

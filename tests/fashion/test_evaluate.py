@@ -125,3 +125,27 @@ def test_usage_errors_exit_2_with_a_message(tmp_path, capsys, weights):
     assert "no training run" in capsys.readouterr().err
     assert evaluate.main(["--dataset", str(tmp_path), "--preset", "tiny", "--weights", weights]) == 2
     assert "train.csv" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_some_attributes_is_scored_on_those(tmp_path):
+    """A checkpoint whose head predicts the sample's attributes 1 and 2 (stripe, dot): evaluate selects those
+    in the dataset and reports their per-attribute AP."""
+    import keras
+
+    from fashion.config import make_config
+    from mrcnn.model import MaskRCNN
+
+    keras.utils.set_random_seed(SEED)
+    model = MaskRCNN("inference", make_config("tiny", inference=True, NUM_ATTRIBUTES=2), str(tmp_path))
+    model.checkpoint_fields.update(attribute_names=["stripe", "dot"], attribute_source_ids=[1, 2])
+    weights = str(tmp_path / "attributes.h5")
+    model.save_weights(weights)
+    out = tmp_path / "evaluation.json"
+    argv = ["--weights", weights, "--dataset", SAMPLE, "--preset", "tiny", "--limit", "4", "--out", str(out)]
+    argv += ["--min-confidence", "0"]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert evaluate.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert set(result["attributes"]["per_attribute"]) == {"stripe", "dot"}
+    assert "attribute_mAP" in result["summary"]

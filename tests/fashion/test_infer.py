@@ -182,3 +182,105 @@ def test_find_images_and_output_names(tmp_path):
     paths = infer.find_images([str(tmp_path / "a"), str(tmp_path / "x.jpg")])
     assert [os.path.basename(p) for p in paths] == ["x.jpg", "y.PNG", "x.jpg"]
     assert infer.output_names(paths) == ["x", "y", "x_2"]
+
+
+ATTRIBUTE_IDS = [3, 7, 11]  # the checkpoint's dataset ids of the model's 3 attributes
+ATTRIBUTE_NAMES = ["stripes", "dots", "long sleeve"]
+
+
+@pytest.mark.slow
+def test_a_model_with_an_attribute_head_writes_attributes_everywhere(tmp_path):
+    """Results carry Fashionpedia's attribute_ids / attribute_scores, the Kaggle ClassIds category_attr_attr,
+    and the overlays' captions the top attributes, all from the same scores of detect()."""
+    import keras
+
+    from fashion.config import make_config
+    from mrcnn.model import MaskRCNN
+
+    keras.utils.set_random_seed(SEED)
+    config = make_config("tiny", inference=True, NUM_ATTRIBUTES=3)
+    model = MaskRCNN(mode="inference", config=config, model_dir=str(tmp_path))
+    model.checkpoint_fields.update(attribute_names=ATTRIBUTE_NAMES, attribute_source_ids=ATTRIBUTE_IDS)
+    weights = str(tmp_path / "tiny_attributes.h5")
+    model.save_weights(weights)
+    images = tmp_path / "images"
+    images.mkdir()
+    name = sorted(n for n in os.listdir(os.path.join(SAMPLE, "train")) if n.endswith(".jpg"))[0]
+    shutil.copy(os.path.join(SAMPLE, "train", name), images / name)
+
+    recorded, captions = [], []
+    original_postprocess, original_captions = pp.postprocess, infer.overlay_captions
+    out = tmp_path / "out"
+    argv = [str(images), "--out", str(out), "--weights", weights, "--preset", "tiny", "--min-confidence", "0"]
+    argv += ["--kaggle", "--attribute-threshold", "0.5"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            infer.pp,
+            "postprocess",
+            lambda d, o=None: recorded.append(original_postprocess(d, o)) or recorded[-1],
+        )
+        mp.setattr(
+            infer, "overlay_captions", lambda *a: captions.append(original_captions(*a)) or captions[-1]
+        )
+        with contextlib.redirect_stdout(io.StringIO()) as stdout:
+            assert infer.main(argv) == 0
+    assert "3 attributes" in stdout.getvalue()
+    (result,) = recorded
+    scores = result["attributes"]
+    assert pp.num_detections(result) > 0 and scores.shape == (pp.num_detections(result), 3)
+    above = scores >= 0.5
+    assert above.any() and not above.all(), "random scores should fall on both sides of the threshold"
+
+    records = json.loads((out / "coco_results.json").read_text())
+    order = np.argsort(-result["scores"], kind="stable")
+    by_score = sorted(records, key=lambda r: -r["score"])
+    for record, k in zip(by_score, order):
+        expected_ids = [a for a, on in zip(ATTRIBUTE_IDS, above[k]) if on]
+        assert record["attribute_ids"] == expected_ids
+        assert record["attribute_names"] == [ATTRIBUTE_NAMES[ATTRIBUTE_IDS.index(a)] for a in expected_ids]
+        assert record["attribute_scores"] == {
+            str(a): pytest.approx(float(s), abs=1e-5) for a, s in zip(ATTRIBUTE_IDS, scores[k])
+        }
+
+    with open(out / "submission.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    disjoint = pp.make_non_overlapping(result)
+    expected_class_ids = []
+    for k in pp.confidence_order(disjoint["scores"]):
+        ids = [a for a, on in zip(ATTRIBUTE_IDS, disjoint["attributes"][k] >= 0.5) if on]
+        category = resolve_classes("thesis11", IMATERIALIST_CATEGORIES)[disjoint["class_ids"][k] - 1].id
+        expected_class_ids.append("_".join(str(v) for v in [category, *ids]))
+    assert [r["ClassId"] for r in rows] == expected_class_ids
+    assert any("_" in c for c in expected_class_ids)
+
+    (lines,) = captions
+    assert len(lines) == pp.num_detections(result)
+    for caption, row in zip(lines, scores):
+        listed = caption.split("\n")[1].split(", ") if "\n" in caption else []
+        top = [ATTRIBUTE_NAMES[a] for a in np.argsort(-row, kind="stable") if row[a] >= 0.5][:3]
+        assert listed == top
+    assert os.path.exists(out / "overlays" / (os.path.splitext(name)[0] + ".png"))
+
+
+def test_result_records_and_captions_carry_the_attributes():
+    masks = np.zeros([6, 6, 2], bool)
+    masks[:3, :3, 0] = masks[3:, 3:, 1] = True
+    d = {
+        "rois": np.array([[0, 0, 3, 3], [3, 3, 6, 6]], np.int32),
+        "class_ids": np.array([1, 2], np.int32),
+        "scores": np.array([0.9, 0.8], np.float32),
+        "masks": masks,
+        "attributes": np.array([[0.7, 0.2, 0.95], [0.1, 0.3, 0.4]], np.float32),
+    }
+    records = infer.coco_result_records(d, 1, "a.jpg", ["BG", "top", "shoe"], ATTRIBUTE_IDS, ATTRIBUTE_NAMES)
+    assert [r["attribute_ids"] for r in records] == [[3, 11], []]
+    assert records[0]["attribute_names"] == ["stripes", "long sleeve"]
+    assert records[1]["attribute_scores"] == {
+        "3": pytest.approx(0.1),
+        "7": pytest.approx(0.3),
+        "11": pytest.approx(0.4),
+    }
+    assert "attribute_ids" not in infer.coco_result_records(d, 1, "a.jpg", ["BG", "top", "shoe"])[0]
+    captions = infer.overlay_captions(d, ["BG", "top", "shoe"], ATTRIBUTE_NAMES, threshold=0.5)
+    assert captions == ["top 0.90\nlong sleeve, stripes", "shoe 0.80"]
+    assert infer.overlay_captions(d, ["BG", "top", "shoe"], None) is None

@@ -174,3 +174,25 @@ def test_label_maps_agree_with_evaluation_on_equal_scores():
     label = pp.semantic_label_map(d)
     assert label[3, 3] == 1  # instances 0 and 1 tie at 0.5 over instance 2: instance 0, listed first, wins
     np.testing.assert_array_equal(label, label_map(d["class_ids"], masks, d["scores"]))
+
+
+def with_attributes(d, scores):
+    return dict(d, attributes=np.asarray(scores, np.float32))
+
+
+def test_kaggle_class_ids_carry_the_attributes_above_the_threshold():
+    # overlapping(): c (bag, 0.8) lies wholly under b (shoe, 0.9) and is dropped with its attribute row.
+    d = with_attributes(overlapping(), [[0.9, 0.1, 0.6], [0.2, 0.7, 0.5], [0.9, 0.9, 0.9]])
+    rows = pp.kaggle_rows("img.jpg", d, {TOP: 10, SHOE: 23, BAG: 24}, attribute_source_ids=[115, 7, 92])
+    assert [r[2] for r in rows] == ["23_7_92", "10_92_115"]  # by score; attribute ids increasing
+    assert [r[2] for r in pp.kaggle_rows("img.jpg", d, {TOP: 10, SHOE: 23, BAG: 24})] == ["23", "10"]
+    assert pp.predicted_attribute_ids(d, [115, 7, 92], threshold=0.95) == [[], [], []]
+    with pytest.raises(ValueError, match="3 attribute scores per instance but 2 attribute ids"):
+        pp.predicted_attribute_ids(d, [1, 2])
+
+
+def test_attribute_rows_follow_their_instances_through_postprocessing():
+    d = with_attributes(shoes_and_bag(), np.eye(4, 3))
+    result = pp.postprocess(d, pp.PostprocessOptions(max_per_class={SHOE: 1}))
+    np.testing.assert_allclose(result["scores"], [0.9, 0.3])
+    np.testing.assert_array_equal(result["attributes"], [[0, 1, 0], [0, 0, 0]])

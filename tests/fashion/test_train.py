@@ -9,6 +9,7 @@ import pytest
 from fashion import evaluate as evaluate_cli
 from fashion import train as train_cli
 from fashion.make_sample import DEFAULT_OUT as SAMPLE
+from mrcnn.metadata import read_metadata
 
 
 def test_coco_download_failure_says_so_and_suggests_alternatives(tmp_path, monkeypatch, capsys):
@@ -39,6 +40,9 @@ def test_usage_errors_name_the_problem(tmp_path, capsys):
     assert "--epochs 5,2" in capsys.readouterr().err
     assert train_cli.main(["--dataset", SAMPLE, "--weights", "none", "--classes", "cape", *base]) == 2
     assert "no usable images" in capsys.readouterr().err
+    assert train_cli.main(["--dataset", SAMPLE, "--weights", "none", "--attributes", "zigzag", *base]) == 2
+    err = capsys.readouterr().err
+    assert "--attributes 'zigzag'" in err and "Traceback" not in err
 
 
 def test_resume_without_a_previous_run_is_an_error(tmp_path, capsys):
@@ -71,9 +75,16 @@ def test_trains_on_the_sample_then_resumes_with_weights_last(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Plan: preset tiny" in out and "stage 2 all" in out and "29 train" in out
     assert "mAP@50 =" in out and "Evaluating the trained weights (epoch 2)" in out
+    # The tiny preset learns the sample's attributes by default: a sixth loss and named attributes.
+    assert "attributes 5: plain (pattern), stripe, dot, short sleeve, long sleeve" in out
     (run,) = os.listdir(logs)
     files = set(os.listdir(logs / run))
     assert {"mask_rcnn_fashion_0001.h5", "mask_rcnn_fashion_0002.h5", "plan.json", "metrics.json"} <= files
+    meta = read_metadata(str(logs / run / "mask_rcnn_fashion_0002.h5"))
+    assert meta.config["NUM_ATTRIBUTES"] == 5 and meta.attribute_source_ids == [0, 1, 2, 3, 4]
+    assert meta.attribute_names == ["plain (pattern)", "stripe", "dot", "short sleeve", "long sleeve"]
+    with open(logs / run / "history.csv") as f:
+        assert "mrcnn_attr_loss" in f.readline()
     # fashion/evaluate.py's metrics (one evaluation path): the same summary keys, on the 2 --eval-limit images.
     metrics = json.loads((logs / run / "metrics.json").read_text())
     assert metrics["num_images"] == 2 and metrics["checkpoint"].endswith("mask_rcnn_fashion_0002.h5")

@@ -398,6 +398,18 @@ def test_plot_training_curves_train_only_resumed_run(tmp_path):
         visualize.plot_training_curves(tmp_path / "missing")
 
 
+def test_plot_training_curves_adds_the_attribute_loss_when_logged(tmp_path):
+    csv_path = tmp_path / "history.csv"
+    names = [*visualize.LOSS_NAMES, "mrcnn_attr_loss"]
+    rows = [",".join(["epoch", *names])] + [
+        ",".join([str(e), *(str(1.0 / (e + k + 1)) for k in range(7))]) for e in range(3)
+    ]
+    csv_path.write_text("\n".join(rows) + "\n")
+    fig = visualize.plot_training_curves(csv_path)
+    assert [a.get_title() for a in fig.axes] == names  # a 2 x 4 grid less its empty eighth panel
+    np.testing.assert_allclose(fig.axes[-1].lines[0].get_ydata(), [1 / 7, 1 / 8, 1 / 9])
+
+
 # --- backend selection ------------------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ def _np(t):
     return keras.ops.convert_to_numpy(t)
 
 
-def tiny_model(num_classes=5, extra_layer=False, seed=None):
+def tiny_model(num_classes=5, extra_layer=False, seed=None, attribute_head=False):
     """Names from Matterport's scheme: conv1, bn_conv1, nested rpn_model, mrcnn_class_logits."""
     inp = keras.Input((8, 8, 3), name="input_image")
     x = keras.layers.Conv2D(4, (3, 3), padding="same", name="conv1")(inp)
@@ -32,7 +32,10 @@ def tiny_model(num_classes=5, extra_layer=False, seed=None):
     head = keras.layers.Dense(num_classes, name="mrcnn_class_logits")(bbox)
     if extra_layer:
         head = keras.layers.Dense(2, name="extra_dense")(head)
-    model = keras.Model(inp, [logits, probs, head])
+    outputs = [logits, probs, head]
+    if attribute_head:  # an optional attribute head, placed before the class head in the layer order
+        outputs.insert(2, keras.layers.Dense(3, name="mrcnn_attr_logits")(bbox))
+    model = keras.Model(inp, outputs)
     if seed is not None:
         rng = np.random.default_rng(seed)
         model.set_weights([rng.uniform(0.1, 1.0, size=w.shape).astype("float32") for w in model.weights])
@@ -154,6 +157,35 @@ def test_missing_and_unused_layers_reported(tmp_path):
     assert report.unused_in_file == ["extra_dense"]
     with pytest.raises(WeightsMismatchError, match="5 layers with weights but the model has 4"):
         load_weights_h5(tiny_model(), path2, by_name=False)
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+def test_the_attribute_head_loads_optionally_both_ways(tmp_path, by_name):
+    """A file with the head into a model without it: the head is skipped and reported; without the head into a
+    model with it: reported missing. Everything else loads, also by position (Keras 2's by_name=False)."""
+    with_head, without = tiny_model(seed=0, attribute_head=True), tiny_model(seed=1)
+    save_weights_h5(with_head, tmp_path / "head.h5")
+    save_weights_h5(without, tmp_path / "plain.h5")
+
+    target = tiny_model(seed=2)
+    report = load_weights_h5(target, tmp_path / "head.h5", by_name=by_name)
+    assert report.skipped_attribute_layers == report.unused_in_file == ["mrcnn_attr_logits"]
+    assert "the file's attribute head was skipped (mrcnn_attr_logits)" in report.summary()
+    expected = {k: v for k, v in _values(with_head).items() if not k.startswith("mrcnn_attr_")}
+    _assert_same(_values(target), expected)
+
+    target = tiny_model(seed=3, attribute_head=True)
+    head_before = target.get_layer("mrcnn_attr_logits").get_weights()
+    report = load_weights_h5(target, tmp_path / "plain.h5", by_name=by_name)
+    assert report.missing_in_file == ["mrcnn_attr_logits"] and not report.skipped_attribute_layers
+    for a, b in zip(head_before, target.get_layer("mrcnn_attr_logits").get_weights()):
+        np.testing.assert_array_equal(a, b)  # left as it was
+    values = _values(target)
+    _assert_same({k: v for k, v in values.items() if not k.startswith("mrcnn_attr_")}, _values(without))
+
+    report = load_weights_h5(target, tmp_path / "head.h5", by_name=by_name)  # matched by name either way
+    assert not report.missing_in_file and not report.unused_in_file
+    _assert_same(_values(target), _values(with_head))
 
 
 def _write_keras2_file(f, values):

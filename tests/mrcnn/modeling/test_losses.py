@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from mrcnn.modeling.losses import (
+    mrcnn_attr_loss_graph,
     mrcnn_bbox_loss_graph,
     mrcnn_class_loss_graph,
     mrcnn_mask_loss_graph,
@@ -117,3 +118,32 @@ def test_empty_losses_have_finite_zero_gradients(which):
     assert float(loss) == 0.0
     if grad is not None:
         assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy()))
+
+
+def test_attribute_loss_is_the_weighted_mean_bce_of_positive_rois():
+    """Hand-computed: only positive ROIs count, and only the (instance, attribute) entries with weight > 0."""
+    logits = np.array([[[2.0, -1.0, 0.5], [0.0, 3.0, -2.0], [9.0, 9.0, 9.0]]], np.float32)  # [1, 3, 3]
+    labels = np.array([[[1, 0, 1], [0, 1, 1], [0, 0, 0]]], np.float32)
+    weights = np.array([[[1, 1, 0], [1, 0, 1], [1, 1, 1]]], np.float32)  # third attr of ROI 0 unlabelled
+    class_ids = np.array([[2, 1, 0]], np.int32)  # ROI 2 is a negative: its (huge) logits must not count
+
+    def bce(z, y):
+        return max(z, 0) - z * y + np.log1p(np.exp(-abs(z)))
+
+    entries = [bce(2.0, 1), bce(-1.0, 0), bce(0.0, 0), bce(-2.0, 1)]
+    loss = mrcnn_attr_loss_graph(labels, weights, class_ids, logits)
+    assert_scalar(loss, sum(entries) / 4)
+
+
+def test_attribute_loss_without_positives_or_weights_is_zero_with_finite_gradients():
+    logits = tf.Variable(RNG.normal(size=(2, 4, 3)).astype(np.float32))
+    labels = np.ones((2, 4, 3), np.float32)
+    for class_ids, weights in (
+        (np.zeros((2, 4), np.int32), np.ones((2, 4, 3), np.float32)),  # no positive ROI
+        (np.ones((2, 4), np.int32), np.zeros((2, 4, 3), np.float32)),  # nothing labelled
+    ):
+        with tf.GradientTape() as tape:
+            loss = mrcnn_attr_loss_graph(labels, weights, class_ids, logits)
+        grad = tf.convert_to_tensor(tape.gradient(loss, logits)).numpy()
+        assert float(loss) == 0.0
+        assert np.all(np.isfinite(grad)) and not grad.any()

@@ -1,5 +1,6 @@
 import keras
 import numpy as np
+import pytest
 
 from mrcnn.config import Config
 from mrcnn.modeling.build import detection_target_args
@@ -202,3 +203,33 @@ def test_positive_rows_cut_the_batch_to_its_largest_positive_count():
     # no positives anywhere: one row is kept so the mask head's tensors are never empty
     cut_rois, cut_ids, _ = (np.asarray(t) for t in PositiveRows()([rois, np.zeros_like(ids), masks]))
     assert cut_rois.shape == (2, 1, 4) and (cut_ids == 0).all()
+
+
+def test_attributes_follow_each_positive_roi_to_its_instance():
+    """Positive ROIs carry their matched instance's attributes and weights; negatives and padding get zeros
+    (weight 0); crowds and zero-padded instances are dropped from the table as from the boxes."""
+    config = make_config()
+    attributes = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 0]], np.float32)
+    weights = np.array([[1, 1, 0], [1, 1, 1], [1, 1, 1], [0, 0, 0]], np.float32)
+    layer = DetectionTargetLayer(**detection_target_args(config), num_attributes=3)
+    inputs = [PROPOSALS, GT_CLASS_IDS, GT_BOXES, full_masks(), attributes, weights]
+    outputs = [np.asarray(o)[0] for o in layer([x[None] for x in inputs])]
+    rois, class_ids, _, _, roi_attributes, roi_weights = outputs
+    order = source_index(rois, PROPOSALS)
+    assert sorted(order[:3]) == [0, 1, 2] and sorted(order[3:]) == [3, 5]  # as without attributes
+    assert [int(class_ids[k]) for k in range(5)] == [{0: 1, 1: 1, 2: 2, 3: 0, 5: 0}[i] for i in order]
+    assert roi_attributes.shape == roi_weights.shape == (config.TRAIN_ROIS_PER_IMAGE, 3)
+    for k, src in enumerate(source_index(rois, PROPOSALS)):
+        instance = {0: 0, 1: 0, 2: 1}.get(src)  # proposals 0, 1 match A; 2 matches B; the rest negatives
+        if instance is None:
+            assert not roi_attributes[k].any() and not roi_weights[k].any()
+        else:
+            np.testing.assert_array_equal(roi_attributes[k], attributes[instance])
+            np.testing.assert_array_equal(roi_weights[k], weights[instance])
+    assert not roi_weights[5].any()  # padding
+
+
+def test_attribute_target_layer_wants_both_tables():
+    layer = DetectionTargetLayer(**detection_target_args(make_config()), num_attributes=3)
+    with pytest.raises(ValueError, match="expected 6 inputs"):
+        layer([PROPOSALS[None], GT_CLASS_IDS[None], GT_BOXES[None], full_masks()[None]])
