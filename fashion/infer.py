@@ -177,26 +177,12 @@ def shrink_for_overlay(
     side is at most ``max_side`` (unchanged when already small). Pixels are area-averaged (a mask pixel stays
     set where at least half of what it covers was), one mask at a time; boxes are scaled. Returns (image,
     detections with rois and masks replaced)."""
-    import cv2
+    from mrcnn.pipeline.display import shrink_for_display
 
-    from fashion.datasets.base import target_size
-
-    height, width = image.shape[:2]
-    th, tw = target_size(height, width, max_side)
-    if (th, tw) == (height, width):
+    small_image, rois, masks = shrink_for_display(image, detections["rois"], detections["masks"], max_side)
+    if small_image is image:
         return image, dict(detections)
-    small_image = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
-    masks = np.asarray(detections["masks"], dtype=bool)
-    small_masks = np.zeros((th, tw, masks.shape[-1]), dtype=bool)
-    for i in range(masks.shape[-1]):
-        # 0/255 bytes, area-averaged, then >= half: the bool view costs no copy of the full-size mask.
-        share = cv2.resize(
-            masks[:, :, i].view(np.uint8) * np.uint8(255), (tw, th), interpolation=cv2.INTER_AREA
-        )
-        small_masks[:, :, i] = share >= 128
-    scale = np.array([th / height, tw / width, th / height, tw / width])
-    rois = np.round(np.asarray(detections["rois"], dtype=np.float64).reshape(-1, 4) * scale).astype(np.int32)
-    return small_image, {**detections, "rois": rois, "masks": small_masks}
+    return small_image, {**detections, "rois": rois, "masks": masks}
 
 
 # At most this many attributes are listed under a garment's label in an overlay.

@@ -14,7 +14,8 @@ pasted. Two faces built on the same rules (:mod:`~mrcnn.pipeline.rules`) and tes
 
 Modules: ``rules`` (sizes, padding, window, sampling points, rim factors, box arithmetic; numpy or TF ops),
 ``meta`` (ImageMeta and Matterport's vector layout), ``resample`` (bilinear resize and mask pasting in numpy),
-``molding`` (plans, molding a batch, unmolding detections), ``graph`` (the same in TensorFlow).
+``molding`` (plans, molding a batch, unmolding detections), ``graph`` (the same in TensorFlow), ``display``
+(shrinking a photo and its detections for overlays, not for the network).
 """
 
 from __future__ import annotations
