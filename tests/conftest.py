@@ -39,6 +39,9 @@ SINGLE_PASS = (
     # oneDNN failure (a head on zero rows) is tested directly by test_zero_rows.py (detect without detections,
     # a training step without positives, every backbone and precision) and test_onednn.py (the repro checkpoint).
     "fashion/test_train.py::test_trains_on_the_sample_then_resumes_with_weights_last",
+    # Checkpoint files and resuming through MaskRCNN.train: its training step is test_training.py's and
+    # test_zero_rows.py's, which the second pass runs.
+    "mrcnn/test_model.py::test_train_writes_checkpoints_and_resumes",
     # HDF5 attributes of checkpoints: the same graphs as test_model.py.
     "mrcnn/test_metadata.py",
     # onnxruntime runs the ONNX graph with its own kernels, not TensorFlow's.

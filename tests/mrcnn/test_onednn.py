@@ -94,6 +94,10 @@ OUR_GRAPHS = """
 """
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("CI")),
+    reason="CI (.ci/run) runs test_zero_rows.py itself with oneDNN on in one of its two passes",
+)
 def test_our_graphs_run_without_rows_with_onednn():
     proc = _run(OUR_GRAPHS)
     assert proc.returncode == 0 and "RESULT ok" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
