@@ -1,6 +1,7 @@
 """Test-wide settings: quiet TensorFlow, headless matplotlib, bounded hypothesis runs, the ``graph`` marker."""
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,13 @@ def pytest_collection_modifyitems(config, items):
             node = f"{path}::{item.name}"
             if any(node == entry or node.startswith(f"{entry}::") for entry in SINGLE_PASS):
                 item.add_marker(pytest.mark.single_pass)
+
+
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler (raise KeyboardInterrupt) during a test that sends itself SIGINT, as Ctrl-C
+    does: a library used by an earlier test of the same process may have left another handler installed
+    (seen in full-suite runs only). The test's own code must still restore whatever it changes."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

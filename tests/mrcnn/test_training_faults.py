@@ -62,7 +62,7 @@ def test_a_diverging_loss_stops_training_at_that_step_and_keeps_the_last_good_ch
 
 
 @pytest.mark.slow
-def test_ctrl_c_lost_inside_a_checkpoint_write_still_stops_training(tmp_path, monkeypatch):
+def test_ctrl_c_lost_inside_a_checkpoint_write_still_stops_training(tmp_path, monkeypatch, python_sigint):
     """Python drops a KeyboardInterrupt raised inside a __del__ method ("Exception ignored in ..."), which
     h5py and TensorFlow run during a write: simulated here by swallowing the first one. Training must still
     stop after that checkpoint, with the checkpoint complete and recorded."""
@@ -143,7 +143,9 @@ def test_run_callbacks_stop_a_diverging_loss_at_its_step_and_keep_the_last_good_
     assert [r["epoch"] for r in rows] == [0] and rows[0]["learning_rate"] == pytest.approx(0.01)
 
 
-def test_run_callbacks_stop_after_the_checkpoint_when_a_ctrl_c_was_lost_in_its_write(tmp_path, monkeypatch):
+def test_run_callbacks_stop_after_the_checkpoint_when_a_ctrl_c_was_lost_in_its_write(
+    tmp_path, monkeypatch, python_sigint
+):
     """The Ctrl-C is raised inside the first checkpoint write and swallowed there (as Python does in a
     __del__): training must still stop after that checkpoint, complete and recorded."""
     real_save = training.save_weights_h5

@@ -310,7 +310,9 @@ def test_non_finite_weights_are_never_written_as_a_checkpoint(tmp_path):
     assert path.read_bytes() == original and not (tmp_path / "w.h5.tmp").exists()
 
 
-def test_ctrl_c_during_a_write_removes_the_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+def test_ctrl_c_during_a_write_removes_the_partial_file_and_keeps_the_old_one(
+    tmp_path, monkeypatch, python_sigint
+):
     import os
     import signal
 
