@@ -43,6 +43,9 @@ SINGLE_PASS = (
     # Checkpoint files and resuming through MaskRCNN.train: its training step is test_training.py's and
     # test_zero_rows.py's, which the second pass runs.
     "mrcnn/test_model.py::test_train_writes_checkpoints_and_resumes",
+    # One replica vs two (about a minute): its residue came from TensorFlow's Eigen crop_and_resize gradient,
+    # now ours on both paths; the bound was measured with oneDNN off and on (7.5e-9 and 1.5e-8 against 1.7e-7).
+    "mrcnn/test_distribute.py",
     # HDF5 attributes of checkpoints: the same graphs as test_model.py.
     "mrcnn/test_metadata.py",
     # onnxruntime runs the ONNX graph with its own kernels, not TensorFlow's.
