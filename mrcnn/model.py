@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrcnn import optimizer_state
 from mrcnn.attributes import attributes_above
 from mrcnn.catalogue import IMAGENET_RESNET50, WeightsFile
 from mrcnn.config import Config
@@ -223,6 +224,9 @@ class MaskRCNN:
                 ", ".join(report.skipped_attribute_layers),
             )
         self.set_log_dir(filepath)
+        if not excluded and not report.missing_in_file:
+            # Every layer came from the file: a train() continuing its epoch count may take its optimizer state.
+            self._optimizer_state_from = os.fspath(filepath)
         return report
 
     @property
@@ -327,6 +331,8 @@ class MaskRCNN:
         self.epoch = 0
         self.last_checkpoint = None
         self._log_dir_claimed = False
+        # The checkpoint whose optimizer state the next train() may restore (set by load_weights).
+        self._optimizer_state_from: str | None = None
         name = (self.config.NAME or "mrcnn").lower()
         match = None
         if model_path:
@@ -451,6 +457,7 @@ class MaskRCNN:
             trainer = TrainingModel(self.keras_model, config)
             trainer.compile(optimizer=make_optimizer(config, learning_rate), jit_compile=False)
             trainer.optimizer.build(trainer.trainable_variables)  # its slots, in the strategy's scope
+            self._resume_optimizer(trainer.optimizer, verbose)
         # The training data names the classes (and attributes) the checkpoints will record (when it fits).
         attribute_names = list(getattr(train_dataset, "model_attribute_names", None) or [])
         if config.NUM_ATTRIBUTES and len(attribute_names) == config.NUM_ATTRIBUTES:
@@ -477,6 +484,9 @@ class MaskRCNN:
             last_checkpoint=lambda: self.last_checkpoint,
             on_save=saved,
             metadata=lambda epoch, row: self.metadata(epoch, epoch_logs=row),
+            optimizer_state=lambda epoch: optimizer_state.capture(
+                trainer.optimizer, self.keras_model, epoch=epoch, train_until=epochs, layers=str(layers)
+            ),
             history_path=os.path.join(self.log_dir, HISTORY_FILE),
             log_dir=self.log_dir,
         )
@@ -495,6 +505,35 @@ class MaskRCNN:
             interrupts.check()
         self.epoch = max(self.epoch, epochs)
         return history
+
+    def _resume_optimizer(self, optimizer: keras.optimizers.Optimizer, verbose: int) -> None:
+        """Give a freshly built ``optimizer`` the state stored in the checkpoint this model resumes from (the
+        one ``load_weights`` loaded whole, when the model continues its epoch count), when that state belongs
+        to the same train() call and trainable variables; otherwise it starts anew, as said in one line.
+        Weights loaded for transfer (``exclude``, files of other models, epoch 0) never bring optimizer state.
+        """
+        source, self._optimizer_state_from = self._optimizer_state_from, None
+        if source is None or not self.epoch:
+            return
+        try:
+            state = optimizer_state.read(source)
+        except OSError as e:
+            why = f"its optimizer state cannot be read ({e})"
+        else:
+            why = optimizer_state.resume_decision(state, self.epoch)
+            if why is None:
+                why = optimizer_state.restore(optimizer, self.keras_model, state)
+            if why is None:
+                logger.info("optimizer state restored from %s", source)
+                if verbose:
+                    print(
+                        f"Optimizer: momentum of {len(state.variable_names)} variables and iteration count "
+                        f"{state.iterations} restored from {source}"
+                    )
+                return
+        logger.info("optimizer starts anew: %s", why)
+        if verbose:
+            print(f"Optimizer: starts anew (momentum zero), not from {source}: {why}")
 
     def prepare_run_folder(self, verbose: int = 1) -> None:
         """Before training in ``log_dir`` (``train`` calls it; call it when resuming a run without training):

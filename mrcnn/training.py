@@ -358,7 +358,8 @@ class CheckpointCallback(keras.callbacks.Callback):
     epoch's row of ``history_path`` (see :mod:`mrcnn.history`), in that order.
 
     metadata: optional function (epoch, epoch_logs) -> :class:`mrcnn.metadata.CheckpointMetadata` written
-    into each file. The checkpoint is written atomically (``save_weights_h5``); weights holding NaN or inf
+    into each file. optimizer_state: optional function (epoch) -> :class:`mrcnn.optimizer_state.OptimizerState`
+    (or None), written into the same file in the same atomic write. The checkpoint is written atomically (``save_weights_h5``); weights holding NaN or inf
     are never written: :class:`TrainingDivergedError` stops training instead, naming the last good
     checkpoint (``last_checkpoint``, also the one a resumed run started from).
     """
@@ -371,12 +372,14 @@ class CheckpointCallback(keras.callbacks.Callback):
         metadata=None,
         history_path: str | None = None,
         last_checkpoint: str | None = None,
+        optimizer_state=None,
     ):
         super().__init__()
         self.network = network
         self.checkpoint_path = checkpoint_path
         self.on_save = on_save
         self.metadata = metadata
+        self.optimizer_state = optimizer_state
         self.history_path = history_path
         self.last_checkpoint = last_checkpoint
 
@@ -393,8 +396,9 @@ class CheckpointCallback(keras.callbacks.Callback):
         path = self.checkpoint_path.format(epoch=epoch + 1)
         row = epoch_row(epoch, logs, self._learning_rate())
         metadata = self.metadata(epoch + 1, row) if self.metadata is not None else None
+        state = self.optimizer_state(epoch + 1) if self.optimizer_state is not None else None
         try:
-            save_weights_h5(self.network, path, metadata=metadata, check_finite=True)
+            save_weights_h5(self.network, path, metadata=metadata, check_finite=True, optimizer_state=state)
         except NonFiniteWeightsError as e:
             raise TrainingDivergedError(
                 f"training diverged in epoch {epoch + 1}: {e}; {_last_good(self.last_checkpoint)}. Lower the "
@@ -479,6 +483,7 @@ def run_callbacks(
     metadata=None,
     history_path: str | None = None,
     log_dir: str | None = None,
+    optimizer_state=None,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of a training run, in the order that makes faults safe (``MaskRCNN.train`` uses it):
 
@@ -488,7 +493,7 @@ def run_callbacks(
     3. ``interrupts``' check, after the checkpoint: a Ctrl-C lost inside its write still stops training.
 
     last_checkpoint: a function giving the last complete checkpoint (for messages); on_save, metadata,
-    history_path: passed to :class:`CheckpointCallback`. Run ``fit`` inside ``with interrupts:``.
+    history_path, optimizer_state: passed to :class:`CheckpointCallback`. Run ``fit`` inside ``with interrupts:``.
     """
     callbacks: list[keras.callbacks.Callback] = [NonFiniteGuard(last_checkpoint)]
     if checkpoint_path is not None:
@@ -500,6 +505,7 @@ def run_callbacks(
                 metadata=metadata,
                 history_path=history_path,
                 last_checkpoint=last_checkpoint(),
+                optimizer_state=optimizer_state,
             )
         )
         if log_dir is not None:

@@ -236,7 +236,11 @@ def _file_value(value: np.ndarray) -> np.ndarray:
 
 
 def save_weights_h5(
-    model: keras.Model, path: str | os.PathLike, metadata=None, check_finite: bool = False
+    model: keras.Model,
+    path: str | os.PathLike,
+    metadata=None,
+    check_finite: bool = False,
+    optimizer_state=None,
 ) -> None:
     """Write ``model``'s weights to ``path`` in the Keras-2 HDF5 layout (as Matterport's files).
 
@@ -244,7 +248,10 @@ def save_weights_h5(
     are written as float32 whatever the model's precision (bfloat16 variables included), so a file loads into a
     model of any precision.
     ``metadata``: a :class:`mrcnn.metadata.CheckpointMetadata` written as root attributes.
-    ``check_finite``: refuse (``NonFiniteWeightsError``, nothing written) when a weight holds NaN or inf.
+    ``optimizer_state``: a :class:`mrcnn.optimizer_state.OptimizerState` written as the group ``optimizer_state``
+    (not a layer: Keras-2 readers and :func:`load_weights_h5` ignore it).
+    ``check_finite``: refuse (``NonFiniteWeightsError``, nothing written) when a weight (or an optimizer slot)
+    holds NaN or inf.
 
     The file is written to ``path + '.tmp'``, flushed to disk and renamed over ``path``: a reader (or a run
     killed at any moment) sees the old file or the whole new one, never a partial one. On any exception,
@@ -263,9 +270,10 @@ def save_weights_h5(
         for layer_name in layer_names
     }
     if check_finite:
-        bad = non_finite_weights(
-            (layer, name, value) for layer, weights in values.items() for name, value in weights
-        )
+        named = [(layer, name, value) for layer, weights in values.items() for name, value in weights]
+        if optimizer_state is not None:
+            named += list(optimizer_state.named_values())
+        bad = non_finite_weights(named)
         if bad:
             raise NonFiniteWeightsError(
                 f"not writing {path}: the model's weights are not finite: {describe_non_finite(bad)}",
@@ -287,6 +295,10 @@ def save_weights_h5(
                 write_name_list(g, "weight_names", [name for name, _ in weights])
                 for name, value in weights:
                     g.create_dataset(name, data=value)
+            if optimizer_state is not None:
+                from mrcnn import optimizer_state as state_file
+
+                state_file.write(f, optimizer_state)
         _fsync(tmp_path)
         os.replace(tmp_path, path)
         _fsync_folder(os.path.dirname(os.path.abspath(path)))
