@@ -293,10 +293,67 @@ def test_train_writes_checkpoints_and_resumes(tmp_path):
     resumed.load_weights(resumed.find_last(), by_name=True)
     assert resumed.epoch == 1 and resumed.log_dir == run_dir
     np.testing.assert_array_equal(kernel(resumed, "mrcnn_mask"), kernel(model, "mrcnn_mask"))
-    resumed.train(train_set, None, learning_rate=0.001, epochs=2, layers="all", verbose=0)
+    # A new train() call (epoch 1 ended the first one; other layers): its optimizer starts anew. It is stopped
+    # (as by a kill) after its first epoch (2), before epoch 3.
+    first_call = _OptimizerProbe(stop_before_epoch=3)
+    with pytest.raises(_Stopped):
+        resumed.train(
+            train_set, None, 0.001, epochs=3, layers="all", verbose=0, custom_callbacks=[first_call]
+        )
+    assert first_call.at_begin["iterations"] == 0 and not any(
+        np.any(m) for m in first_call.at_begin["momenta"]
+    )
     assert not np.array_equal(kernel(resumed, "small1_conv"), backbone_before)
     assert os.path.basename(resumed.find_last()) == "mask_rcnn_tiny_0002.h5"
     assert os.path.dirname(resumed.find_last()) == run_dir
+
+    # Resuming that call from its checkpoint: its optimizer takes the momentum and the step count it had at the end
+    # of epoch 2, exactly (stopped again before a step: the comparison is the point).
+    resumed.load_weights(resumed.find_last(), by_name=True)
+    second_call = _OptimizerProbe(stop_before_epoch=0)
+    with pytest.raises(_Stopped):
+        resumed.train(
+            train_set, None, 0.001, epochs=3, layers="all", verbose=0, custom_callbacks=[second_call]
+        )
+    end_of_epoch_2 = first_call.at_epoch_end[2]
+    assert second_call.at_begin["iterations"] == end_of_epoch_2["iterations"] == config.STEPS_PER_EPOCH
+    assert len(second_call.at_begin["momenta"]) == len(end_of_epoch_2["momenta"]) > 0
+    for restored, saved in zip(second_call.at_begin["momenta"], end_of_epoch_2["momenta"]):
+        np.testing.assert_array_equal(restored, saved)
+
+
+class _Stopped(Exception):
+    pass
+
+
+class _OptimizerProbe(keras.callbacks.Callback):
+    """Records the trainer's SGD momenta and iteration count when fit begins and at each epoch's end (after the
+    checkpoint); raises _Stopped at the beginning of fit when ``stop_before_epoch`` is 0, else before that
+    (1-based) epoch."""
+
+    def __init__(self, stop_before_epoch):
+        super().__init__()
+        self.stop_before_epoch = stop_before_epoch
+        self.at_begin, self.at_epoch_end = None, {}
+
+    def _state(self):
+        optimizer = self.model.optimizer
+        return {
+            "iterations": int(optimizer.iterations.numpy()),
+            "momenta": [keras.ops.convert_to_numpy(m).copy() for m in optimizer.momentums],
+        }
+
+    def on_train_begin(self, logs=None):
+        self.at_begin = self._state()
+        if self.stop_before_epoch == 0:
+            raise _Stopped
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.stop_before_epoch:
+            raise _Stopped
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.at_epoch_end[epoch + 1] = self._state()
 
 
 def test_find_last_without_runs_is_clear(tmp_path):
