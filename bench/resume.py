@@ -79,9 +79,16 @@ def run_leg(args) -> None:
         model.load_weights(args.checkpoint, by_name=True)
     rows = {}
 
+    steps = []
+
     class Losses(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(float((logs or {}).get("loss", float("nan"))))
+
         def on_epoch_end(self, epoch, logs=None):
             rows[epoch + 1] = {k: float(v) for k, v in (logs or {}).items()}
+            rows[epoch + 1]["step_losses"] = steps[:]
+            steps.clear()
 
     callbacks.append(Losses())
     try:
@@ -134,6 +141,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=4, help="steps per epoch")
     parser.add_argument("--roi-sampling", choices=("on", "off"), default="on")
+    parser.add_argument("--keep", help="keep the legs' folders in this folder")
     parser.add_argument("--leg", help=argparse.SUPPRESS)
     parser.add_argument("--logs", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -147,7 +155,7 @@ def main(argv=None) -> int:
 
     from mrcnn.optimizer_state import GROUP
 
-    work = tempfile.mkdtemp(prefix="resume_bench_")
+    work = args.keep or tempfile.mkdtemp(prefix="resume_bench_")
     try:
         started = time.time()
         straight = _leg(args, "straight", f"{work}/a", f"{work}/a.json")
@@ -179,7 +187,8 @@ def main(argv=None) -> int:
                 f"{name:40} {largest:10.3g} {relative:10.3g} {row['loss']:14.6f} {row.get('val_loss', 0):10.6f}"
             )
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
