@@ -502,6 +502,9 @@ class MaskRCNN:
                 validation_steps=config.VALIDATION_STEPS if val_loader is not None else None,
                 callbacks=callbacks,
                 verbose=verbose,
+                # The loader orders the images of each epoch itself, from (seed, epoch). Keras' own shuffle would
+                # reorder its batches with Python's global random state, which a resumed process does not share.
+                shuffle=False,
             )
             interrupts.check()
         self.epoch = max(self.epoch, epochs)
