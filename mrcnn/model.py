@@ -439,7 +439,6 @@ class MaskRCNN:
                 shuffle=True,
                 workers=workers,
                 steps_per_epoch=config.VALIDATION_STEPS,
-                initial_epoch=self.epoch,  # a resumed run validates on the batches a run never stopped would
                 batch_size=batch_size,
             )
 
