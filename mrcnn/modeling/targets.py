@@ -21,6 +21,27 @@ def _max_or_zero(overlaps: tf.Tensor) -> tf.Tensor:
     return tf.reduce_max(tf.concat([overlaps, _zero_column(overlaps)], axis=1), axis=1)
 
 
+def _digest(values: tf.Tensor) -> tf.Tensor:
+    """An int32 that changes when any of ``values`` (float32) changes or moves: the bits of their
+    position-weighted sum."""
+    flat = tf.reshape(tf.cast(values, tf.float32), [-1])
+    weights = tf.cast(tf.range(1, tf.size(flat) + 1), tf.float32)
+    return tf.bitcast(tf.reduce_sum(flat * weights), tf.int32)
+
+
+def sampling_seeds(proposals: tf.Tensor, gt_boxes: tf.Tensor) -> tf.Tensor:
+    """[2, 2] int32: the seeds of one image's positive and negative ROI sampling, a function of its proposals
+    and GT boxes only.
+
+    The sampling is thereby a function of the weights and the data, not of a random state that lives in the
+    graph's kernels: a resumed run (a new process, a new graph) draws the same ROIs as a run never stopped, and
+    one replica draws for an image what two replicas would. The proposals change at every step while the RPN or
+    anything below it trains (every layer group of Matterport's); with those frozen and no augmentation, an image
+    gets the same ROIs each epoch.
+    """
+    return tf.random.experimental.stateless_split(tf.stack([_digest(proposals), _digest(gt_boxes)]), 2)
+
+
 def detection_targets_graph(
     proposals,
     gt_class_ids,
@@ -48,6 +69,8 @@ def detection_targets_graph(
     gt_attributes, gt_attribute_weights: optional [G, A] float32, zero-padded like gt_class_ids: each
         instance's multi-hot attributes and their loss weights (0 where not labelled). Give both or neither.
     (Matterport's ``detection_targets_graph(..., config)`` is in :mod:`mrcnn.matterport_compat`.)
+    Positives and negatives are drawn at random with seeds made from the proposals and GT boxes
+    (:func:`sampling_seeds`): the same inputs always give the same ROIs.
 
     Returns, with T = num_rois, zero-padded (negatives get zero targets):
         rois [T, 4] (positives first, then negatives), class_ids [T] int32, deltas [T, 4] (divided by
@@ -84,11 +107,12 @@ def detection_targets_graph(
     positive_indices = tf.where(roi_iou_max >= 0.5)[:, 0]
     negative_indices = tf.where(tf.logical_and(roi_iou_max < 0.5, no_crowd))[:, 0]
 
+    seeds = sampling_seeds(proposals, gt_boxes)
     positive_quota = int(num_rois * positive_ratio)
-    positive_indices = tf.random.shuffle(positive_indices)[:positive_quota]
+    positive_indices = tf.random.experimental.stateless_shuffle(positive_indices, seeds[0])[:positive_quota]
     positive_count = tf.shape(positive_indices)[0]
     negative_quota = tf.cast(tf.cast(positive_count, tf.float32) / positive_ratio, tf.int32) - positive_count
-    negative_indices = tf.random.shuffle(negative_indices)[:negative_quota]
+    negative_indices = tf.random.experimental.stateless_shuffle(negative_indices, seeds[1])[:negative_quota]
 
     positive_rois = tf.gather(proposals, positive_indices)
     negative_rois = tf.gather(proposals, negative_indices)

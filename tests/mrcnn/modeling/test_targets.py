@@ -233,3 +233,33 @@ def test_attribute_target_layer_wants_both_tables():
     layer = DetectionTargetLayer(**detection_target_args(make_config()), num_attributes=3)
     with pytest.raises(ValueError, match="expected 6 inputs"):
         layer([PROPOSALS[None], GT_CLASS_IDS[None], GT_BOXES[None], full_masks()[None]])
+
+
+def _sampling_case(shift=0.0):
+    """12 positive and 12 negative candidates for 2 + 6 ROIs; ``shift`` moves the last negative."""
+    rng = np.random.default_rng(3)
+    positives = GT_BOXES[0] + rng.uniform(-0.02, 0.02, (12, 4))
+    negatives = np.array([[0.6, 0.0, 0.9, 0.1 + 0.02 * i] for i in range(12)])
+    negatives[-1, 0] += shift
+    return np.concatenate([positives, negatives]).astype(np.float32)
+
+
+def test_sampling_is_a_function_of_the_inputs():
+    """The ROIs drawn depend on the proposals and GT only, not on a random state in the graph: calling again,
+    or another layer (a resumed run's new graph), draws the same ROIs; other proposals draw others."""
+    config = make_config(TRAIN_ROIS_PER_IMAGE=8, ROI_POSITIVE_RATIO=0.25)
+    proposals = _sampling_case()
+    first = run(config, proposals, GT_CLASS_IDS, GT_BOXES, full_masks())
+    again = run(config, proposals, GT_CLASS_IDS, GT_BOXES, full_masks())
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    drawn = source_index(first[0], proposals)
+    others = [
+        source_index(
+            run(config, _sampling_case(s), GT_CLASS_IDS, GT_BOXES, full_masks())[0], _sampling_case(s)
+        )
+        for s in (0.001, 0.002, 0.003)
+    ]
+    assert any(sorted(o) != sorted(drawn) for o in others)
+    for o in [drawn, *others]:  # still 2 of the 12 positives and 6 of the 12 negatives
+        assert len(o) == 8 and all(i < 12 for i in o[:2]) and all(i >= 12 for i in o[2:])
