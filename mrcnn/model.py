@@ -408,8 +408,11 @@ class MaskRCNN:
         Each step takes IMAGES_PER_GPU images per replica of ``self.strategy`` (BATCH_SIZE without one). With
         a multi-worker strategy every worker runs this same call; Keras shards the batches between them.
 
-        After each epoch the chief writes the checkpoint, then the epoch's row of ``history.csv`` (losses and
-        learning rate); ``self.epoch`` and ``self.last_checkpoint`` follow. A NaN or infinite loss stops
+        After each epoch the chief writes the checkpoint (with the optimizer's state, see
+        :mod:`mrcnn.optimizer_state`), then the epoch's row of ``history.csv`` (losses and learning rate);
+        ``self.epoch`` and ``self.last_checkpoint`` follow. A call continuing the call that wrote the checkpoint
+        ``load_weights`` loaded (same trainable variables, that call's last epoch not reached) restores that
+        optimizer state (SGD momentum, iteration count); any other call starts its optimizer anew. A NaN or infinite loss stops
         training at that step (:class:`mrcnn.training.TrainingDivergedError`, naming the epoch, the step and
         the last good checkpoint) and non-finite weights are never written. Ctrl-C raises KeyboardInterrupt
         at once (a half-written checkpoint is removed), with ``self.epoch`` / ``self.last_checkpoint`` at the
