@@ -412,8 +412,8 @@ class MaskRCNN:
         :mod:`mrcnn.optimizer_state`), then the epoch's row of ``history.csv`` (losses and learning rate);
         ``self.epoch`` and ``self.last_checkpoint`` follow. A call continuing the call that wrote the checkpoint
         ``load_weights`` loaded (same trainable variables, that call's last epoch not reached) restores that
-        optimizer state (SGD momentum, iteration count); any other call starts its optimizer anew. A NaN or infinite loss stops
-        training at that step (:class:`mrcnn.training.TrainingDivergedError`, naming the epoch, the step and
+        optimizer state (SGD momentum, iteration count); any other call starts its optimizer anew. A NaN or
+        infinite loss stops training at that step (:class:`mrcnn.training.TrainingDivergedError`, naming the epoch, the step and
         the last good checkpoint) and non-finite weights are never written. Ctrl-C raises KeyboardInterrupt
         at once (a half-written checkpoint is removed), with ``self.epoch`` / ``self.last_checkpoint`` at the
         last complete checkpoint.

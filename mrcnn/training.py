@@ -359,9 +359,10 @@ class CheckpointCallback(keras.callbacks.Callback):
 
     metadata: optional function (epoch, epoch_logs) -> :class:`mrcnn.metadata.CheckpointMetadata` written
     into each file. optimizer_state: optional function (epoch) -> :class:`mrcnn.optimizer_state.OptimizerState`
-    (or None), written into the same file in the same atomic write. The checkpoint is written atomically (``save_weights_h5``); weights holding NaN or inf
-    are never written: :class:`TrainingDivergedError` stops training instead, naming the last good
-    checkpoint (``last_checkpoint``, also the one a resumed run started from).
+    (or None), written into the same file in the same write. The checkpoint is written atomically
+    (``save_weights_h5``); weights (or optimizer slots) holding NaN or inf are never written:
+    :class:`TrainingDivergedError` stops training instead, naming the last good checkpoint
+    (``last_checkpoint``, also the one a resumed run started from).
     """
 
     def __init__(
@@ -493,7 +494,8 @@ def run_callbacks(
     3. ``interrupts``' check, after the checkpoint: a Ctrl-C lost inside its write still stops training.
 
     last_checkpoint: a function giving the last complete checkpoint (for messages); on_save, metadata,
-    history_path, optimizer_state: passed to :class:`CheckpointCallback`. Run ``fit`` inside ``with interrupts:``.
+    history_path, optimizer_state: passed to :class:`CheckpointCallback`. Run ``fit`` inside
+    ``with interrupts:``.
     """
     callbacks: list[keras.callbacks.Callback] = [NonFiniteGuard(last_checkpoint)]
     if checkpoint_path is not None:
