@@ -521,6 +521,7 @@ class MaskRCNN:
         source, self._optimizer_state_from = self._optimizer_state_from, None
         if source is None or not self.epoch:
             return
+        state = None
         try:
             state = optimizer_state.read(source)
         except OSError as e:
@@ -529,17 +530,19 @@ class MaskRCNN:
             why = optimizer_state.resume_decision(state, self.epoch)
             if why is None:
                 why = optimizer_state.restore(optimizer, self.keras_model, state)
-            if why is None:
-                logger.info("optimizer state restored from %s", source)
-                if verbose:
-                    print(
-                        f"Optimizer: momentum of {len(state.variable_names)} variables and iteration count "
-                        f"{state.iterations} restored from {source}"
-                    )
-                return
-        logger.info("optimizer starts anew: %s", why)
+        if why is None:
+            line = (
+                f"Optimizer: momentum of {len(state.variable_names)} variables and iteration count "
+                f"{state.iterations} restored from {source}"
+            )
+        else:
+            line = f"Optimizer: starts anew (momentum zero), not from {source}: {why}"
         if verbose:
-            print(f"Optimizer: starts anew (momentum zero), not from {source}: {why}")
+            print(line)
+        elif why is not None and not optimizer_state.call_ended(state):
+            logger.warning(line)  # a resume that cannot continue the optimizer: said even when quiet
+        else:
+            logger.info(line)
 
     def prepare_run_folder(self, verbose: int = 1) -> None:
         """Before training in ``log_dir`` (``train`` calls it; call it when resuming a run without training):

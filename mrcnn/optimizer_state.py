@@ -202,6 +202,16 @@ def read(path: str | os.PathLike) -> OptimizerState | None:
             raise WeightsFileError(f"Corrupt optimizer state in {path}: {e}") from e
 
 
+def call_ended(state: OptimizerState | None) -> bool:
+    """Whether ``state`` is from the last epoch of the ``train()`` call that wrote it (a finished call)."""
+    return bool(
+        state is not None
+        and state.epoch is not None
+        and state.train_until is not None
+        and state.epoch >= state.train_until
+    )
+
+
 def resume_decision(state: OptimizerState | None, epoch: int) -> str | None:
     """Why a ``train()`` call starting after ``epoch`` (the checkpoint's) must not take ``state``, or None
     when it continues the call that wrote ``state`` and should.
@@ -213,7 +223,7 @@ def resume_decision(state: OptimizerState | None, epoch: int) -> str | None:
         return "the checkpoint holds no optimizer state (written outside training or by an older version)"
     if state.epoch is not None and state.epoch != epoch:
         return f"its optimizer state is of epoch {state.epoch}, the model is at epoch {epoch}"
-    if state.train_until is not None and state.epoch is not None and state.epoch >= state.train_until:
+    if call_ended(state):
         return (
             f"the train() call that wrote it ended there (epoch {state.epoch}); a new call starts its "
             "optimizer anew"

@@ -163,3 +163,29 @@ def test_non_finite_momentum_is_never_written(tmp_path, trained):
     with pytest.raises(NonFiniteWeightsError, match="optimizer_state/momentum"):
         save_weights_h5(model, tmp_path / "ckpt.h5", optimizer_state=state, check_finite=True)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_resume_that_cannot_continue_the_optimizer_says_so_in_one_line(tmp_path, trained, caplog):
+    """MaskRCNN.train's resume step, on a checkpoint without optimizer state (an older one): a warning even when
+    quiet; on one whose state fits: restored, logged."""
+    from mrcnn.model import MaskRCNN
+
+    model, optimizer = trained
+    bare, full = str(tmp_path / "bare.h5"), str(tmp_path / "full.h5")
+    save_weights_h5(model, bare)
+    save_weights_h5(
+        model, full, optimizer_state=optimizer_state.capture(optimizer, model, epoch=1, train_until=2)
+    )
+    resuming = object.__new__(MaskRCNN)  # only what the resume step reads
+    resuming.keras_model, resuming.epoch = model, 1
+    for path, level, text in ((bare, "WARNING", "holds no optimizer state"), (full, "INFO", "restored from")):
+        fresh = keras.optimizers.SGD(0.01, momentum=0.9)
+        fresh.build(model.trainable_variables)
+        resuming._optimizer_state_from = path
+        caplog.clear()
+        with caplog.at_level("INFO", logger="mrcnn.model"):
+            resuming._resume_optimizer(fresh, verbose=0)
+        [record] = [r for r in caplog.records if r.name == "mrcnn.model"]
+        assert record.levelname == level and text in record.getMessage() and path in record.getMessage()
+        assert "\n" not in record.getMessage()
+        assert resuming._optimizer_state_from is None  # taken once: a later train() call starts anew
