@@ -215,13 +215,14 @@ def _tflite_interpreter_has_flex() -> bool:
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_tflite_matches_detect(tmp_path, detector):
+def test_tflite_matches_detect(tmp_path, request):
     if not _tflite_interpreter_has_flex():
         pytest.skip(
             "the TFLite export needs the Flex delegate (Select TF ops CombinedNonMaxSuppression, "
             "CropAndResize) which this tf.lite.Interpreter does not link"
         )
-    model, images, expected = detector
+    # Requested only now: CI's second pass runs no other test that needs this model.
+    model, images, expected = request.getfixturevalue("detector")
     path = export_model(model, str(tmp_path / "model.tflite"), format="tflite")
     runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
     for image, reference in zip(images, expected):
