@@ -79,6 +79,7 @@ def run_child(train_argv: list[str]) -> int:
     """fashion/train.py's main with markers on stdout (harness instrumentation only)."""
     import h5py
 
+    import fashion.testing  # noqa: F401  (registers the tiny preset, which is not a production one)
     import fashion.train
     from mrcnn import history, model, training
 

@@ -4,7 +4,10 @@
 :meth:`BatchingDetector.detect`, which puts the image on the queue (or raises :class:`QueueFullError` at once
 when the queue is full: the service answers 503 with ``Retry-After``, never builds an unbounded backlog) and
 awaits an asyncio future. The worker takes the oldest image, then whatever else arrives within
-``max_wait_s``, up to ``max_batch`` images, and runs ``detect(images)`` once for all of them; TensorFlow
+``max_wait_s``, up to ``max_batch`` images, and runs ``detect(images)`` once for all of them; it waits only
+while requests come concurrently (another image is queued, or the previous call had several): a lone client
+never pays the window (measured with bench/serve.py, the fixed 10 ms wait cost one client 20% of its
+throughput). TensorFlow
 releases the GIL while it computes, so the event loop keeps accepting, decoding and answering requests.
 
 A request that gives up (its timeout passed) while still queued is skipped, not computed. If a batch fails,
@@ -96,7 +99,8 @@ class BatchingDetector:
         detect: ``detect(images) -> [detections dict per image]`` (``MaskRCNN.detect`` or any callable with its
             contract); called only from the worker thread.
         max_batch: the most images per call.
-        max_wait_s: how long the worker waits for more images once it has one (seconds).
+        max_wait_s: how long the worker waits for more images once it has one (seconds), while requests come
+            concurrently; a lone image (nothing else queued, the previous call had one image) runs at once.
         max_queue: the most images waiting (not counting the batch being computed).
         warm_up: called once on the worker thread before the first request (e.g. a detection on a blank
             image, which traces the graph); the detector is ready when it returns.
@@ -130,6 +134,7 @@ class BatchingDetector:
         self.calls = 0  # detect() calls made for requests (warm-up excluded)
         self.images = 0  # images those calls took
         self.skipped = 0  # queued images whose request had given up
+        self._last_batch = 0  # images in the previous detect() call
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -220,7 +225,8 @@ class BatchingDetector:
             if first is _STOP:
                 break
             batch = [first]
-            deadline = time.perf_counter() + self.max_wait_s
+            concurrent = not self._queue.empty() or self._last_batch > 1
+            deadline = time.perf_counter() + (self.max_wait_s if concurrent else 0.0)
             while len(batch) < self.max_batch:
                 remaining = deadline - time.perf_counter()
                 try:
@@ -233,6 +239,7 @@ class BatchingDetector:
                 batch.append(job)
             live = [job for job in batch if not job.abandoned]
             self.skipped += len(batch) - len(live)
+            self._last_batch = len(live)
             if live:
                 self._run_batch(live)
 

@@ -74,15 +74,43 @@ def test_concurrent_requests_share_detect_calls_up_to_max_batch():
     assert detector.calls == len(model.calls) and detector.images == 10
 
 
-def test_a_lone_request_waits_at_most_the_batching_window():
+def test_a_lone_request_does_not_wait_for_company():
     model = Recorder()
-    detector = started(BatchingDetector(model.detect, max_batch=8, max_wait_s=0.02))
+    detector = started(BatchingDetector(model.detect, max_batch=8, max_wait_s=2.0))
     try:
-        result, info = asyncio.run(detector.detect(image(3)))
+        for value in (3, 4):  # one client, one request after the other
+            result, info = asyncio.run(detector.detect(image(value)))
+            assert result == {"value": value} and info.batch_size == 1
+            assert info.queue_s < 1.0  # not the 2 s window
     finally:
         detector.close()
-    assert result == {"value": 3} and info.batch_size == 1
-    assert info.queue_s < 0.5
+
+
+def test_while_requests_come_concurrently_the_worker_waits_for_the_window():
+    model = Recorder()
+    detector = started(BatchingDetector(model.detect, max_batch=8, max_wait_s=1.0))
+
+    async def late(value, delay):
+        await asyncio.sleep(delay)
+        return await detector.detect(image(value))
+
+    async def scenario():
+        model.gate.clear()  # the first image's call is held; two more queue behind it
+        first = asyncio.ensure_future(detector.detect(image(0)))
+        await until(model.entered.is_set)
+        queued = [asyncio.ensure_future(detector.detect(image(v))) for v in (1, 2)]
+        await until(lambda: detector.queued == 2)
+        model.gate.set()
+        await asyncio.gather(first, *queued)
+        return await asyncio.gather(late(3, 0.0), late(4, 0.2))
+
+    try:
+        second = asyncio.run(scenario())
+    finally:
+        detector.close()
+    # After a call with two images, a lone image waits: the one 0.2 s later joins its batch.
+    assert model.calls == [[0], [1, 2], [3, 4]]
+    assert [info.batch_size for _, info in second] == [2, 2]
 
 
 def test_a_full_queue_refuses_at_once_with_a_retry_time():
