@@ -8,9 +8,12 @@ this repository:
         "class_ids": int32 [N],
         "scores": float32 [N],
         "masks": bool [N, H, W] full-image masks,
+        "attributes": float32 [N, NUM_ATTRIBUTES] attribute probabilities (only with NUM_ATTRIBUTES > 0),
     }
 
 ``N <= DETECTION_MAX_INSTANCES`` is the number of detections (trimmed, not padded), by decreasing score.
+"attributes" is there only for a model with an attribute head: its rows are the detections' (``detect()``'s
+``attributes``, in the same order as the boxes); a model without the head has exactly the four outputs.
 H and W may be any size: the image is molded and the detections unmolded by the image pipeline's in-graph
 face (:mod:`mrcnn.pipeline.graph`): resized as ``resize_image`` does in "square" mode (Matterport's pixels,
 scale from IMAGE_MIN_DIM / IMAGE_MAX_DIM / IMAGE_MIN_SCALE, zero padding to ``[IMAGE_MAX_DIM,
@@ -97,12 +100,14 @@ class ServingModule(tf.Module):
         masks = tf.gather(
             tf.transpose(tf.cast(mrcnn_mask, tf.float32), [0, 3, 1, 2]), class_ids, batch_dims=1
         )
+        # With an attribute head, mrcnn_attr [1, D, NUM_ATTRIBUTES] is the model's last (eighth) output.
+        attributes = outputs[7][0] if config.NUM_ATTRIBUTES else None
         max_dim = int(config.IMAGE_MAX_DIM)
         height, width = tf.shape(image)[0], tf.shape(image)[1]
-        result = unmold_detections_graph(detections, masks, window, (max_dim, max_dim), (height, width))
-        return {
-            name: tf.identity(result[name], name=name) for name in ("boxes", "class_ids", "scores", "masks")
-        }
+        result = unmold_detections_graph(
+            detections, masks, window, (max_dim, max_dim), (height, width), attributes=attributes
+        )
+        return {name: tf.identity(value, name=name) for name, value in result.items()}
 
 
 def export_model(model: MaskRCNN, path: str, format: str = "saved_model") -> str:

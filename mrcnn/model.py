@@ -676,7 +676,8 @@ class MaskRCNN:
         return results
 
     def export(self, path: str, format: str = "saved_model") -> str:
-        """Export the whole inference pipeline (uint8 image in; boxes, class ids, scores, full-image masks out).
+        """Export the whole inference pipeline (uint8 image in; boxes, class ids, scores, full-image masks out,
+        and the detections' attribute scores with an attribute head).
 
         format: "saved_model" (a folder), "tflite" or "onnx" (a file). See :mod:`mrcnn.export`.
         """

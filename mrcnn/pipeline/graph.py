@@ -193,15 +193,22 @@ def _box_weights(start, end, size, source_size):
 
 
 def unmold_detections_graph(
-    detections: tf.Tensor, masks: tf.Tensor, window: tf.Tensor, image_hw: Any, original_hw: Any
+    detections: tf.Tensor,
+    masks: tf.Tensor,
+    window: tf.Tensor,
+    image_hw: Any,
+    original_hw: Any,
+    attributes: tf.Tensor | None = None,
 ) -> dict[str, tf.Tensor]:
     """In-graph ``unmold_detections`` for one image.
 
     detections: ``[D, (y1, x1, y2, x2, class_id, score)]`` normalized, zero-padded. masks: ``[D, mh, mw]``
     each detection's class mask. window: ``[4]`` int32. image_hw, original_hw: ``(h, w)`` of the molded and
-    the original image (ints or int32 scalars).
+    the original image (ints or int32 scalars). attributes: optional ``[D, A]`` attribute probabilities of
+    the same rows (an attribute head's ``mrcnn_attr``).
     Returns boxes ``[N, 4]`` int32 pixels, class_ids ``[N]`` int32, scores ``[N]`` float32 and masks
-    ``[N, H, W]`` bool: the detections up to the first padding row, less those whose box has no area.
+    ``[N, H, W]`` bool: the detections up to the first padding row, less those whose box has no area; with
+    ``attributes``, also "attributes" ``[N, A]`` float32, the same rows (``kept_detection_rows``'s).
     """
     detections = tf.cast(detections, tf.float32)
     class_ids = tf.cast(detections[:, 4], tf.int32)
@@ -210,9 +217,12 @@ def unmold_detections_graph(
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = tf.logical_and(valid, area > 0)
     boxes = tf.boolean_mask(boxes, keep)
-    return {
+    result = {
         "boxes": boxes,
         "class_ids": tf.boolean_mask(class_ids, keep),
         "scores": tf.boolean_mask(detections[:, 5], keep),
         "masks": paste_masks_graph(tf.boolean_mask(masks, keep), boxes, original_hw[0], original_hw[1]),
     }
+    if attributes is not None:
+        result["attributes"] = tf.boolean_mask(tf.cast(attributes, tf.float32), keep)
+    return result

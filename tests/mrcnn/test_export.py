@@ -59,11 +59,17 @@ def detector(tmp_path_factory):
 def assert_matches_detect(out, expected, image):
     """Exported outputs ``out`` (dict of numpy arrays) agree with ``detect()``'s ``expected`` for ``image``:
     the same detections (class id, score within 1e-3, box within 2 px), masks with IoU >= 0.95 (or at most
-    2 pixels apart, for masks of a few pixels). Detections whose scores are within 1e-3 of each other may
+    2 pixels apart, for masks of a few pixels), and attribute scores within 1e-3 where ``detect()`` has them
+    (no "attributes" output where it has not). Detections whose scores are within 1e-3 of each other may
     come out in either order, so each one is matched to its nearest counterpart."""
     n = len(expected["class_ids"])
     assert n > 0
     h, w = image.shape[:2]
+    outputs = {"boxes", "class_ids", "scores", "masks"} | ({"attributes"} & set(expected))
+    assert set(out) == outputs
+    if "attributes" in expected:
+        assert out["attributes"].shape == expected["attributes"].shape
+        assert out["attributes"].dtype == np.float32
     assert out["boxes"].shape == (n, 4) and out["boxes"].dtype == np.int32
     assert out["class_ids"].shape == (n,) and out["scores"].shape == (n,)
     assert out["masks"].shape == (n, h, w) and out["masks"].dtype == bool
@@ -84,6 +90,8 @@ def assert_matches_detect(out, expected, image):
         union = np.logical_or(ours, theirs).sum()
         differing = np.logical_xor(ours, theirs).sum()
         assert union == 0 or differing <= 2 or differing / union <= 0.05, (i, differing, union)
+        if "attributes" in expected:
+            np.testing.assert_allclose(out["attributes"][j], expected["attributes"][i], atol=1e-3)
 
 
 # -- in-graph pieces ---------------------------------------------------------------------------------------
@@ -140,8 +148,32 @@ def test_export_rejects_unknown_format_and_other_resize_modes(tmp_path):
 # -- formats -----------------------------------------------------------------------------------------------
 
 
-def test_saved_model_matches_detect(tmp_path, detector):
-    model, images, expected = detector
+@pytest.fixture(scope="module")
+def attribute_detector(tmp_path_factory):
+    """A tiny model with a 3-attribute head (sharing the classifier's features), its images and detections."""
+    keras.utils.set_random_seed(1)
+    config = type("AttributeExportConfig", (ExportConfig,), {"NUM_ATTRIBUTES": 3})()
+    model = modellib.MaskRCNN("inference", config, str(tmp_path_factory.mktemp("logs")))
+    favour_class(model)
+    # Spread the random head's logits so that the scores differ between detections and attributes.
+    layer = model.keras_model.get_layer("mrcnn_attr_logits")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel * 20.0, bias])
+    images = make_images()
+    return model, images, [model.detect([image])[0] for image in images]
+
+
+def _check_attribute_spread(expected):
+    for reference in expected:
+        attributes = reference["attributes"]
+        assert attributes.shape[1] == 3 and attributes.max() - attributes.min() > 0.2
+
+
+def test_saved_model_matches_detect(tmp_path, attribute_detector):
+    """With an attribute head (the model without one: the ONNX and TFLite tests, same ServingModule): the
+    export's "attributes" [N, 3] are detect()'s, row for row, beside the boxes, classes, scores and masks."""
+    model, images, expected = attribute_detector
+    _check_attribute_spread(expected)
     path = export_model(model, str(tmp_path / "saved"), format="saved_model")
     serve = tf.saved_model.load(path).signatures["serving_default"]
     for image, reference in zip(images, expected):
@@ -183,23 +215,22 @@ def _tflite_interpreter_has_flex() -> bool:
 
 
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_tflite_matches_detect(tmp_path, detector):
+def test_tflite_matches_detect(tmp_path, request):
     if not _tflite_interpreter_has_flex():
         pytest.skip(
             "the TFLite export needs the Flex delegate (Select TF ops CombinedNonMaxSuppression, "
             "CropAndResize) which this tf.lite.Interpreter does not link"
         )
-    model, images, expected = detector
+    # Requested only now: CI's second pass runs no other test that needs this model.
+    model, images, expected = request.getfixturevalue("detector")
     path = export_model(model, str(tmp_path / "model.tflite"), format="tflite")
     runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
     for image, reference in zip(images, expected):
         assert_matches_detect(runner(image=image), reference, image)
 
 
-def test_onnx_matches_detect(tmp_path, detector):
-    pytest.importorskip("tf2onnx")
+def _onnx_matches_detect(tmp_path, model, images, expected):
     ort = pytest.importorskip("onnxruntime")
-    model, images, expected = detector
     path = export_model(model, str(tmp_path / "model.onnx"), format="onnx")
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["image"]
@@ -207,3 +238,16 @@ def test_onnx_matches_detect(tmp_path, detector):
     for image, reference in zip(images, expected):
         out = dict(zip(names, session.run(None, {"image": image})))
         assert_matches_detect(out, reference, image)
+
+
+def test_onnx_matches_detect(tmp_path, detector):
+    """Without an attribute head: exactly the four outputs (boxes, class_ids, scores, masks)."""
+    pytest.importorskip("tf2onnx")
+    _onnx_matches_detect(tmp_path, *detector)
+
+
+@pytest.mark.slow
+def test_onnx_outputs_the_attribute_scores(tmp_path, attribute_detector):
+    pytest.importorskip("tf2onnx")
+    _check_attribute_spread(attribute_detector[2])
+    _onnx_matches_detect(tmp_path, *attribute_detector)
