@@ -9,7 +9,9 @@ Four runs of the tiny preset without validation, so slow: the two SIGKILL kinds 
 CPU (user+sys) and 159 s wall under load, 2026-11-30; a run with nothing left to train (importing TensorFlow,
 loading the sample, building the model) took 24 s wall of that, one that trains an epoch or two 65 s. CI checks
 the pieces in seconds (tests/mrcnn/test_history.py: the row recovered from its checkpoint;
-test_training_faults.py: the callbacks under a diverging loss and a lost Ctrl-C; test_train.py: the resume).
+test_training_faults.py: the callbacks under a diverging loss and a lost Ctrl-C; test_train.py: the resume), and
+CI runs the cheapest real kill: one SIGKILL in the middle of a checkpoint write, then a run to the end (two runs,
+50 s of CPU, 51 s wall beside another test run, 2026-11-30).
 """
 
 import subprocess
@@ -34,3 +36,19 @@ def test_killed_and_interrupted_training_resumes_without_losing_anything(tmp_pat
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
     assert "kills / corrupt files / bad resumes: 2 / 0 / 0 (and 1 Ctrl-C)" in proc.stdout, proc.stdout
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_no_checkpoint_that_is_not_whole(tmp_path):
+    """CI's fault run: SIGKILL while the first checkpoint's .tmp is half written; the next run never takes that
+    .tmp for a checkpoint, trains to the end and leaves one readable checkpoint and one history row."""
+    argv = ["--kills", "1", "--kinds", "checkpoint_write", "--epochs", "1", "--quick", "--seed", "0"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "faults.py"), *argv, "--work", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    assert "checkpoint_write  killed" in proc.stdout, proc.stdout
+    assert "kills / corrupt files / bad resumes: 1 / 0 / 0" in proc.stdout, proc.stdout
