@@ -23,32 +23,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.slow
-def test_killed_and_interrupted_training_resumes_without_losing_anything(tmp_path):
-    kinds = "checkpoint_write,after_rename,interrupt"
-    argv = ["--kills", "3", "--kinds", kinds, "--epochs", "3", "--quick", "--seed", "0"]
+def _faults(tmp_path, *argv: str, timeout: float) -> str:
+    """bench/faults.py's output for ``argv`` (seed 0, logs under tmp_path); fails unless it exits 0."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "faults.py"), *argv, "--work", str(tmp_path)],
+        [sys.executable, str(ROOT / "bench" / "faults.py"), *argv, "--seed", "0", "--work", str(tmp_path)],
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=timeout,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
-    assert "kills / corrupt files / bad resumes: 2 / 0 / 0 (and 1 Ctrl-C)" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_killed_and_interrupted_training_resumes_without_losing_anything(tmp_path):
+    kinds = "checkpoint_write,after_rename,interrupt"
+    out = _faults(tmp_path, "--kills", "3", "--kinds", kinds, "--epochs", "3", "--quick", timeout=1800)
+    assert "kills / corrupt files / bad resumes: 2 / 0 / 0 (and 1 Ctrl-C)" in out, out
 
 
 def test_a_kill_during_a_checkpoint_write_leaves_no_checkpoint_that_is_not_whole(tmp_path):
     """CI's fault run: SIGKILL while the first checkpoint's .tmp is half written; the next run never takes that
     .tmp for a checkpoint, trains to the end and leaves one readable checkpoint and one history row."""
-    argv = ["--kills", "1", "--kinds", "checkpoint_write", "--epochs", "1", "--quick", "--seed", "0"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "faults.py"), *argv, "--work", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
+    out = _faults(
+        tmp_path, "--kills", "1", "--kinds", "checkpoint_write", "--epochs", "1", "--quick", timeout=900
     )
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
-    assert "checkpoint_write  killed" in proc.stdout, proc.stdout
-    assert "kills / corrupt files / bad resumes: 1 / 0 / 0" in proc.stdout, proc.stdout
+    assert "checkpoint_write  killed" in out, out
+    assert "kills / corrupt files / bad resumes: 1 / 0 / 0" in out, out
