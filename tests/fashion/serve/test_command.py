@@ -88,14 +88,16 @@ def test_concurrent_requests_share_a_batch_and_agree_with_a_lone_request(client,
     sample = kit.SAMPLE_IMAGES[1].read_bytes()
     lone = client.post("/v1/parse", content=sample).json()
     answers = []
-    for _ in range(3):  # two requests within the batching window make a batch of two (tries: load)
-        barrier = threading.Barrier(2)
+    # Three requests at once: the worker takes the first alone when the queue is still empty (a lone client
+    # never waits for company); the other two queue while it computes and go into one detect() call.
+    for _ in range(3):  # tries: load
+        barrier = threading.Barrier(3)
 
         def post(barrier=barrier):
             barrier.wait()
             answers.append(client.post("/v1/parse", content=sample).json())
 
-        threads = [threading.Thread(target=post) for _ in range(2)]
+        threads = [threading.Thread(target=post) for _ in range(3)]
         for t in threads:
             t.start()
         for t in threads:
