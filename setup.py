@@ -48,6 +48,7 @@ setup(
         # chromium-driver, which .ci/run installs).
         "dev": [
             "pytest",
+            "pytest-xdist",
             "hypothesis",
             "ruff",
             "nbmake",
