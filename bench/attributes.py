@@ -117,6 +117,11 @@ def main() -> None:
     p.add_argument("--loss-weight", type=float, default=None, help="shapes: LOSS_WEIGHTS['mrcnn_attr_loss']")
     p.add_argument("--clip", type=float, default=None, help="shapes: GRADIENT_CLIP_NORM")
     p.add_argument(
+        "--eval-epochs",
+        default="",
+        help="shapes: comma-separated earlier epochs whose checkpoints are evaluated too",
+    )
+    p.add_argument(
         "--lr-drop", type=int, default=None, help="shapes: train epochs after this one at a tenth of the rate"
     )
     args = p.parse_args()
@@ -213,10 +218,19 @@ def shapes_main(args) -> None:
                     losses = _last_losses(model.log_dir, num_attributes > 0)
                     inference = type("BenchInference", (type(config),), {"IMAGES_PER_GPU": 1})()
                     detector = MaskRCNN("inference", inference, logs)
+                    earlier = []  # class mAP@0.5 of the --eval-epochs checkpoints before the last
+                    for epoch in sorted(int(e) for e in args.eval_epochs.split(",") if e and int(e) < epochs):
+                        name = os.path.join(model.log_dir, f"mask_rcnn_{config.NAME.lower()}_{epoch:04d}.h5")
+                        detector.load_weights(name, by_name=True)
+                        earlier.append(
+                            f"epoch {epoch}: {np.mean(evaluate_on_training_images(detector, train_set)[0]):.3f}"
+                        )
                     detector.load_weights(model.find_last(), by_name=True)
                     image_aps, attribute_aps = evaluate_on_training_images(detector, train_set)
                     mean_ap = float(np.mean(image_aps))
                     worse = ", ".join(f"{i}: {ap:.2f}" for i, ap in enumerate(image_aps) if ap < 1)
+                    if earlier:
+                        worse += "; earlier class mAP@0.5 " + ", ".join(earlier)
                 attrs = (
                     "" if not num_attributes else " attribute APs " + ", ".join(_f(a) for a in attribute_aps)
                 )
