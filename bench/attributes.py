@@ -18,8 +18,9 @@ default the tests' schedule: 10 epochs at LEARNING_RATE, 2 at a tenth) for each 
 class mAP@0.5 on the training images (also of the --eval-epochs checkpoints), which images score AP < 1, the
 attribute APs and the last epoch's losses. In the earlier runs below, runs of one seed drifted apart by epoch 8
 (identical first-epoch losses); in the later ones, after #15 made ROI sampling a stateless function of each
-image's proposals (which may or may not be why), a seed gave the same figures every time (seed 0 without the head: 0.802 / 0.844 / 0.969 in two bench runs, 0.969 in
-the test; with the head 0.865 in the bench and in the test). Not checked to the bit.
+image's proposals (which may or may not be why), a seed gave the same figures every time (seed 0 without the
+head: 0.802 / 0.844 / 0.969 in two bench runs, 0.969 in the test; with the head 0.865 in the bench and in the
+test). Not checked to the bit.
 
 Measured 2026-11-30, AMD EPYC, 2 cores, AVX2 only (no AVX-512/AMX), oneDNN off.
 
@@ -143,7 +144,8 @@ def main() -> None:
         "--lr-drop",
         type=int,
         default=None,
-        help="shapes: train epochs after this one at a tenth of the rate (default: the tests' LOWER_RATE_AFTER; 0: never)",
+        help="shapes: train epochs after this one at a tenth of the rate (default: the tests' "
+        "LOWER_RATE_AFTER; 0: never)",
     )
     args = p.parse_args()
     if args.setup == "shapes":
