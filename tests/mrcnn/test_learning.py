@@ -1,8 +1,8 @@
 """It learns: from random weights, a small model trained on coloured shapes detects them again.
 
-Slow (about 8 minutes a float32 training on 2 CPU cores): ``python -m pytest -m slow tests/mrcnn/test_learning.py``. It
-learns in float32 and in bfloat16 (mixed precision), and the float32-trained weights detect the same in bfloat16
-and float16.
+Slow (about 8 minutes a float32 training on 2 CPU cores): ``python -m pytest -m slow
+tests/mrcnn/test_learning.py``. It learns in float32 and in bfloat16 (mixed precision), and the float32-trained
+weights detect the same in bfloat16 and float16.
 """
 
 import keras
